@@ -1,0 +1,173 @@
+"""chatgen's own checkpoint format: the embedded default model.
+
+A native checkpoint is a folder:
+
+    config.json       {"format": "chatgen-native", "vocab": {...}, "image_size": 96, ...}
+    tokenizer.model   sentencepiece model of the text ids
+    lm/               a transformers causal LM over the joint vocabulary (e.g. LlamaForCausalLM)
+    vq/               a diffusers VQModel whose codes are the image tokens
+
+`NativeBackend.from_pretrained(path)` loads it; `save_pretrained(path)` writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import sentencepiece as spm
+import torch
+from PIL import Image
+from transformers import AutoModelForCausalLM
+
+from ..errors import ChatgenError
+from ..generation import PrefixCachePool, stream_reply
+from ..vocab import JointVocab
+from .base import Backend, Event, GenerationParams, Prompt
+
+FORMAT = "chatgen-native"
+
+
+@dataclass
+class NativeConfig:
+    """The small `config.json` of a native checkpoint."""
+
+    vocab: JointVocab  # the joint vocabulary
+    image_size: int  # square pixel size the VQ-VAE reads and writes
+    model_name: str = "chatgen"  # shown in the UI and in PNG metadata
+    system: str = ""  # default system prompt
+    extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "model_name": self.model_name, "system": self.system, "extra": self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NativeConfig":
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
+
+
+class NativeBackend(Backend):
+    """A causal LM + VQModel + sentencepiece tokenizer, parts passed in."""
+
+    def __init__(self, lm, vq, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4):
+        self.lm = lm.eval()  # transformers causal LM over vocab.size ids
+        self.vq = vq.eval()  # diffusers VQModel
+        self.sp = tokenizer  # sentencepiece processor for the text ids
+        self.config = config
+        self.vocab = config.vocab
+        if self.sp.get_piece_size() != self.vocab.text_size:
+            raise ChatgenError(f"tokenizer has {self.sp.get_piece_size()} pieces but the vocabulary expects {self.vocab.text_size}")
+        if self.lm.get_input_embeddings().num_embeddings < self.vocab.size:
+            raise ChatgenError(f"the language model has {self.lm.get_input_embeddings().num_embeddings} embeddings; the joint vocabulary needs {self.vocab.size}")
+        self.max_context = int(getattr(self.lm.config, "max_position_embeddings", 4096))
+        digest = hashlib.sha1(json.dumps(config.vocab.to_dict(), sort_keys=True).encode() + self.sp.serialized_model_proto()).hexdigest()[:12]
+        self.name = f"native:{config.model_name}:{digest}"
+        self.pool = PrefixCachePool(cache_size)  # KV caches of recent conversations
+        self.lock = threading.Lock()  # one generation at a time per model
+
+    # ---- loading and saving ------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | str | None = None, device: str | None = None, quantization: str | None = None) -> "NativeBackend":
+        """Load a native checkpoint from a folder or a Hub id.
+
+        quantization: None, "8bit" or "4bit" (bitsandbytes) for the language model.
+        """
+        folder = _resolve(path)
+        try:
+            config = NativeConfig.from_dict(json.loads((folder / "config.json").read_text()))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ChatgenError(f"{folder / 'config.json'} is not a chatgen model config ({type(e).__name__}: {e})") from None
+        for part in ("tokenizer.model", "lm", "vq"):
+            if not (folder / part).exists():
+                raise ChatgenError(f"chatgen model at {folder} is incomplete: {part} is missing")
+        from diffusers import VQModel
+
+        kwargs: dict = {}
+        if isinstance(dtype, str):
+            dtype = getattr(torch, dtype)
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if quantization:
+            from transformers import BitsAndBytesConfig
+
+            if quantization not in ("4bit", "8bit"):
+                raise ChatgenError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit")
+        lm = AutoModelForCausalLM.from_pretrained(folder / "lm", **kwargs)
+        vq = VQModel.from_pretrained(folder / "vq")
+        if device and not quantization:
+            lm = lm.to(device)
+            vq = vq.to(device)
+        sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+        return cls(lm, vq, sp, config)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+        (folder / "tokenizer.model").write_bytes(self.sp.serialized_model_proto())
+        self.lm.save_pretrained(folder / "lm")
+        self.vq.save_pretrained(folder / "vq")
+        return folder
+
+    # ---- text --------------------------------------------------------------------------------
+    def encode_text(self, text: str) -> list[int]:
+        return list(self.sp.encode(text)) if text else []
+
+    def decode_text(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if self.vocab.is_text(i)])
+
+    # ---- images ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_image(self, image: Image.Image) -> torch.Tensor:
+        s = self.config.image_size
+        img = image.convert("RGB")
+        if img.size != (s, s):
+            img = img.resize((s, s), Image.Resampling.LANCZOS)
+        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]  # (1, 3, S, S)
+        x = x.to(self.vq.device, self.vq.dtype)
+        h = self.vq.encode(x).latents  # (1, C, H, W)
+        _, _, (_, _, idx) = self.vq.quantize(h)
+        codes = idx.reshape(self.vocab.grid_h, self.vocab.grid_w)  # (H, W)
+        return codes.cpu().long()
+
+    @torch.no_grad()
+    def decode_image(self, codes: torch.Tensor) -> Image.Image:
+        v = self.vocab
+        emb = self.vq.quantize.embedding.weight  # (K, C)
+        q = emb[codes.reshape(-1).to(emb.device)]  # (H*W, C)
+        q = q.reshape(1, v.grid_h, v.grid_w, -1).permute(0, 3, 1, 2)  # (1, C, H, W)
+        x = self.vq.decode(q, force_not_quantize=True).sample  # (1, 3, S, S)
+        x = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (S, S, 3)
+        return Image.fromarray(x, "RGB")
+
+    # ---- generation --------------------------------------------------------------------------
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None) -> Iterator[Event]:
+        return stream_reply(self.lm, self.vocab, prompt, params, self.decode_text, self.decode_image, cancel=cancel, pool=self.pool, lock=self.lock)
+
+
+def _resolve(path: str | Path) -> Path:
+    """A local folder as is; anything else is tried as a Hub id (cached or downloaded)."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ChatgenError(f"no chatgen model at {p}: config.json is missing")
+        return p
+    if p.exists():
+        raise ChatgenError(f"model path {p} is a file; expected a chatgen model folder")
+    looks_like_id = str(path).count("/") == 1 and not str(path).startswith((".", "/", "~"))
+    if not looks_like_id:
+        raise ChatgenError(f"no chatgen model at {p}: the folder does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return _resolve(snapshot_download(str(path)))
+    except ChatgenError:
+        raise
+    except Exception as e:  # offline, unknown repo, no access: one line, not a traceback
+        raise ChatgenError(f"cannot load model {path!s}: not a local folder and not available from the Hub ({type(e).__name__})") from None

@@ -1,0 +1,264 @@
+"""`chatgen` command line: generate, edit, chat (and the subcommands later issues add).
+
+Every error a person can cause prints one line and exits with code 2; nothing is a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import threading
+from pathlib import Path
+
+from .errors import ChatgenError
+
+
+# ---- shared options ---------------------------------------------------------------------------
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="PATH", help="model folder or Hub id (default: the embedded model)")
+    g.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--seed", type=int, help="random seed (same seed, same result)")
+    g.add_argument("--temperature", type=float, help="0 = greedy (default 1.0)")
+    g.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0 = off)")
+    g.add_argument("--top-p", type=float, help="nucleus sampling mass (1 = off)")
+    g.add_argument("--cfg", type=float, dest="cfg_scale", help="classifier-free guidance scale for images (1 = off)")
+    g.add_argument("--max-new-tokens", type=int, help="cap on the reply length in tokens")
+
+
+def sampling_from_args(args) -> dict:
+    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def load_assistant(args):
+    """The assistant on --model (or the embedded default), with a progress line while loading."""
+    from .assistant import Assistant
+    from .backends import load_backend
+    from .defaults import default_model_path
+
+    path = args.model or default_model_path()
+    print(f"loading model {path} ...", file=sys.stderr, flush=True)
+    return Assistant(load_backend(path, quantization=args.quantize))
+
+
+def run_turn(assistant, session, message, params: dict):
+    """One turn with a progress bar over the image rows; Ctrl-C cancels cleanly."""
+    from tqdm import tqdm
+
+    from .assistant import Reply
+    from .backends.base import ImageRow, ImageStart
+
+    cancel = threading.Event()
+    bar = None
+    try:
+        for ev in assistant.stream(session, message, params, cancel=cancel):
+            if isinstance(ev, ImageStart):
+                bar = tqdm(total=ev.rows, desc="drawing", unit="row", file=sys.stderr, leave=False)
+            elif isinstance(ev, ImageRow) and bar is not None:
+                bar.update(1)
+            elif isinstance(ev, Reply):
+                return ev
+    except KeyboardInterrupt:
+        cancel.set()
+        raise ChatgenError("cancelled; the conversation is unchanged") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    raise RuntimeError("no reply")
+
+
+def save_reply_image(reply, path: Path) -> Path:
+    from .images import save_png
+
+    return save_png(reply.image, path, reply.png_text())
+
+
+def check_output_path(path: str) -> Path:
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise ChatgenError(f"output must be a .png file, got {path}")
+    if p.parent and not p.parent.exists():
+        raise ChatgenError(f"output folder does not exist: {p.parent}")
+    return p
+
+
+# ---- subcommands ------------------------------------------------------------------------------
+def cmd_generate(args) -> int:
+    from .conversation import Message, Session
+
+    if not args.prompt.strip():
+        raise ChatgenError("the prompt is empty: say what to draw")
+    out = check_output_path(args.output)
+    assistant = load_assistant(args)
+    reply = run_turn(assistant, Session(), Message(args.prompt), sampling_from_args(args))
+    return _finish_image_reply(reply, out)
+
+
+def cmd_edit(args) -> int:
+    from .conversation import Message, Session
+    from .images import load_image, load_mask
+
+    image = load_image(args.image)
+    mask = load_mask(args.mask) if args.mask else None
+    if not args.instruction.strip():
+        raise ChatgenError("the instruction is empty: say how to change the image")
+    out = check_output_path(args.output)
+    assistant = load_assistant(args)
+    reply = run_turn(assistant, Session(), Message(args.instruction, image=image, mask=mask), sampling_from_args(args))
+    return _finish_image_reply(reply, out)
+
+
+def _finish_image_reply(reply, out: Path) -> int:
+    if reply.text:
+        print(reply.text)
+    if reply.image is None:
+        print("chatgen: the model answered in text only; no image was written", file=sys.stderr)
+        return 1
+    save_reply_image(reply, out)
+    print(out)
+    return 0
+
+
+CHAT_HELP = """commands:
+  /image PATH   attach an image to your next message     /mask PATH   edit only the painted region next
+  /undo         take back the last turn                  /redo        put it back
+  /branch N     continue from after turn N (a new branch) /branches   list branches
+  /history      show the current branch                  /seed N      fix the seed (/seed off: random)
+  /save DIR     save the conversation                    /load DIR    load a saved conversation
+  /help         this text                                /quit        leave"""
+
+
+def cmd_chat(args) -> int:
+    from .conversation import Message, Session
+    from .images import load_image, load_mask
+
+    assistant = load_assistant(args)
+    session = Session()
+    out_dir = Path(args.out_dir)
+    params = sampling_from_args(args)
+    pending_image = pending_mask = None
+    print("chatgen chat: type a request, /help for commands, /quit to leave.")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                cmd, *rest = shlex.split(line)
+                arg = " ".join(rest)
+                if cmd in ("/quit", "/exit"):
+                    return 0
+                elif cmd == "/help":
+                    print(CHAT_HELP)
+                elif cmd == "/image":
+                    pending_image = load_image(_need(arg, "/image PATH"))
+                    print(f"attached {arg} to your next message")
+                elif cmd == "/mask":
+                    pending_mask = load_mask(_need(arg, "/mask PATH"))
+                    print(f"the next edit changes only the painted region of {arg}")
+                elif cmd == "/undo":
+                    t = session.undo()
+                    print(f"undid: {t.user_text!r}")
+                elif cmd == "/redo":
+                    t = session.redo()
+                    print(f"redid: {t.user_text!r}")
+                elif cmd == "/branch":
+                    n = _int(_need(arg, "/branch N"), "/branch N")
+                    session.branch(n)
+                    print(f"continuing from after turn {n}; your next message starts a new branch")
+                elif cmd == "/branches":
+                    for i, b in enumerate(session.branches(), 1):
+                        mark = "*" if session.head in {t.id for t in b} else " "
+                        print(f"{mark}{i}. {len(b)} turns, last: {b[-1].user_text!r}")
+                elif cmd == "/history":
+                    for i, t in enumerate(session.path(), 1):
+                        img = f" [image {out_dir / (t.id + '.png')}]" if t.assistant_image is not None else ""
+                        print(f"{i}. you: {t.user_text}\n   chatgen: {t.assistant_text}{img}")
+                elif cmd == "/seed":
+                    if arg == "off":
+                        params.pop("seed", None)
+                    else:
+                        params["seed"] = _int(_need(arg, "/seed N"), "/seed N")
+                elif cmd == "/save":
+                    print(f"saved to {session.save(_need(arg, '/save DIR'))}")
+                elif cmd == "/load":
+                    session = Session.load(_need(arg, "/load DIR"))
+                    print(f"loaded {len(session)} turns")
+                else:
+                    print(f"unknown command {cmd}; /help lists them")
+                continue
+            reply = run_turn(assistant, session, Message(line, image=pending_image, mask=pending_mask), params)
+            pending_image = pending_mask = None
+            if reply.text:
+                print(f"chatgen> {reply.text}")
+            if reply.image is not None:
+                path = save_reply_image(reply, out_dir / f"{reply.turn_id}.png")
+                print(f"chatgen> [image saved to {path}]")
+        except ChatgenError as e:
+            print(f"error: {e}")
+
+
+def _need(arg: str, usage: str) -> str:
+    if not arg:
+        raise ChatgenError(f"usage: {usage}")
+    return arg
+
+
+def _int(s: str, usage: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise ChatgenError(f"expected a number in {usage}, got {s!r}") from None
+
+
+# ---- entry point ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatgen", description="Chat with one model that draws, edits and answers.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("generate", help="draw an image from a prompt", description="Draw an image from a prompt and save it as PNG.")
+    p.add_argument("prompt", help='what to draw, e.g. "a dog on the grass"')
+    p.add_argument("-o", "--output", required=True, help="output PNG path")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("edit", help="edit an image with an instruction", description="Edit an image with an instruction and save the result as PNG.")
+    p.add_argument("image", help="the image to edit")
+    p.add_argument("instruction", help='e.g. "make the dog a cat"')
+    p.add_argument("-o", "--output", required=True, help="output PNG path")
+    p.add_argument("--mask", metavar="PATH", help="an image whose painted pixels mark the only region that may change")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_edit)
+
+    p = sub.add_parser("chat", help="chat in the terminal", description="Chat in the terminal. " + CHAT_HELP.replace("\n", " "))
+    p.add_argument("--out-dir", default="chatgen-out", help="where reply images are saved (default: chatgen-out)")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_chat)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ChatgenError as e:
+        print(f"chatgen: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Conversations as a version tree of turns: undo, redo, branches, and a folder round trip.
+
+A `Session` holds every turn ever made. Each turn points to its parent, so the turns form a
+tree; `head` is the turn the conversation currently continues from. Undo moves the head to the
+parent, redo moves it back, and sending a message after an undo (or after `branch`) starts a
+new branch next to the old one, which stays available.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import ChatgenError
+from .images import load_image, save_png
+
+FORMAT_VERSION = 1  # the session.json layout version
+
+
+@dataclass
+class Message:
+    """What a person sends in one turn."""
+
+    text: str = ""  # the request or question
+    image: Image.Image | None = None  # an optional upload
+    mask: Image.Image | None = None  # optional 'L' mask over the current image: 255 = may change
+
+
+@dataclass
+class Turn:
+    """One exchange: the user's message and the assistant's reply."""
+
+    id: str  # unique within the session, e.g. "t3"
+    parent: str | None  # the turn this one continues from; None for the first turn
+    user_text: str  # what the user typed
+    user_image: Image.Image | None = None  # the user's upload, if any
+    user_mask: Image.Image | None = None  # the user's edit mask, if any
+    assistant_text: str = ""  # the reply's text part
+    assistant_image: Image.Image | None = None  # the reply's image, if any
+    user_ids: list[int] = field(default_factory=list)  # token ids of the user part (role marker .. <eot>)
+    reply_ids: list[int] = field(default_factory=list)  # token ids of the reply (after <assistant>, incl. <eot>)
+    token_model: str = ""  # which backend/vocabulary the ids belong to; ids are rebuilt when it differs
+    params: dict = field(default_factory=dict)  # generation parameters (seed, temperature, ...)
+    created: float = field(default_factory=time.time)  # unix time
+
+    _IMAGES = ("user_image", "user_mask", "assistant_image")
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in ("id", "parent", "user_text", "assistant_text", "user_ids", "reply_ids", "token_model", "params", "created")}
+        for k in self._IMAGES:
+            d[k] = f"{self.id}_{k}.png" if getattr(self, k) is not None else None
+        return d
+
+
+class Session:
+    """A branchable conversation history."""
+
+    def __init__(self, system: str = ""):
+        self.system = system  # an optional system prompt
+        self.turns: dict[str, Turn] = {}  # every turn ever made, by id
+        self.head: str | None = None  # the turn the conversation continues from (None: empty)
+        self._redo: list[str] = []  # turns undone, most recent last
+        self._next = 1  # next turn number
+
+    # ---- reading ----------------------------------------------------------------------------
+    def path(self, head: str | None = "current") -> list[Turn]:
+        """The turns from the first one to `head` (default: the current head)."""
+        tid = self.head if head == "current" else head
+        out = []
+        while tid is not None:
+            t = self.turns[tid]
+            out.append(t)
+            tid = t.parent
+        return out[::-1]
+
+    def __len__(self) -> int:
+        return len(self.path())
+
+    def children(self, turn_id: str | None) -> list[Turn]:
+        return [t for t in self.turns.values() if t.parent == turn_id]
+
+    def branches(self) -> list[list[Turn]]:
+        """Every branch as the path from the first turn to a leaf, oldest leaf first."""
+        leaves = [t for t in self.turns.values() if not self.children(t.id)]
+        return [self.path(t.id) for t in sorted(leaves, key=lambda t: int(t.id[1:]))]
+
+    def last_image(self) -> Image.Image | None:
+        """The most recent image in the current branch (assistant's or an upload)."""
+        for t in reversed(self.path()):
+            if t.assistant_image is not None:
+                return t.assistant_image
+            if t.user_image is not None:
+                return t.user_image
+        return None
+
+    def images(self) -> list[tuple[str, Image.Image]]:
+        """(turn id, image) for every assistant image of the current branch, oldest first."""
+        return [(t.id, t.assistant_image) for t in self.path() if t.assistant_image is not None]
+
+    # ---- changing ---------------------------------------------------------------------------
+    def new_turn_id(self) -> str:
+        return f"t{self._next}"
+
+    def append(self, turn: Turn) -> Turn:
+        """Add a finished turn after the head; it becomes the head. Clears redo."""
+        if turn.id in self.turns:
+            raise ValueError(f"turn id {turn.id} already exists")
+        turn.parent = self.head
+        self.turns[turn.id] = turn
+        self._next = max(self._next, int(turn.id[1:]) + 1)
+        self.head = turn.id
+        self._redo.clear()
+        return turn
+
+    def undo(self) -> Turn:
+        """Step back one turn; returns the undone turn."""
+        if self.head is None:
+            raise ChatgenError("nothing to undo")
+        t = self.turns[self.head]
+        self._redo.append(t.id)
+        self.head = t.parent
+        return t
+
+    def redo(self) -> Turn:
+        """Step forward again along the turns undone last."""
+        if not self._redo:
+            raise ChatgenError("nothing to redo")
+        t = self.turns[self._redo.pop()]
+        self.head = t.id
+        return t
+
+    @property
+    def can_undo(self) -> bool:
+        return self.head is not None
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def branch(self, n: int) -> None:
+        """Continue from after turn `n` (1-based, in the current branch; 0 = from the start).
+
+        The turns after `n` stay in the tree (and `redo` walks back to them); the next message
+        starts a new branch.
+        """
+        path = self.path()
+        if not 0 <= n <= len(path):
+            raise ChatgenError(f"branch point must be between 0 and {len(path)}, got {n}")
+        if n == len(path):
+            return
+        self._redo = [t.id for t in reversed(path[n:])]
+        self.head = path[n - 1].id if n > 0 else None
+
+    def checkout(self, turn_id: str | None) -> None:
+        """Make any turn the head (e.g. a click on an older image continues from it)."""
+        if turn_id is not None and turn_id not in self.turns:
+            raise ChatgenError(f"no turn {turn_id!r} in this session")
+        old = self.path()
+        self.head = turn_id
+        new_ids = {t.id for t in self.path()}
+        # redo can walk back down the old branch when the new head is on it
+        self._redo = [t.id for t in reversed(old) if t.id not in new_ids] if self.head in {t.id for t in old} or self.head is None else []
+
+    # ---- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT_VERSION,
+            "system": self.system,
+            "head": self.head,
+            "redo": list(self._redo),
+            "next": self._next,
+            "turns": [t.to_dict() for t in self.turns.values()],
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """Write `session.json` and one PNG per image into `folder`."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for t in self.turns.values():
+            for k in Turn._IMAGES:
+                img = getattr(t, k)
+                if img is not None:
+                    save_png(img, folder / f"{t.id}_{k}.png")
+        (folder / "session.json").write_text(json.dumps(self.to_dict(), indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Session":
+        """Read a folder written by `save`."""
+        folder = Path(folder)
+        meta = folder / "session.json"
+        if not meta.is_file():
+            raise ChatgenError(f"no saved session in {folder} (session.json is missing)")
+        try:
+            d = json.loads(meta.read_text())
+            s = cls(system=d.get("system", ""))
+            for td in d["turns"]:
+                images = {k: (load_image(folder / td[k], what=k.replace("_", " ")) if td.get(k) else None) for k in Turn._IMAGES}
+                fields = {k: v for k, v in td.items() if k not in Turn._IMAGES}
+                t = Turn(**fields, **images)
+                s.turns[t.id] = t
+            s.head, s._redo, s._next = d["head"], list(d["redo"]), int(d["next"])
+        except ChatgenError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise ChatgenError(f"{meta} is not a valid chatgen session ({type(e).__name__}: {e})") from None
+        return s

@@ -1,0 +1,224 @@
+"""Streaming generation over a `transformers` causal LM with the joint vocabulary.
+
+`generate` runs in a worker thread and hands each new token to a streamer; the caller's thread
+turns tokens into events (text deltas, finished image rows with previews, the finished image).
+A stopping criterion watches a `threading.Event`, so a cancel stops within one token step.
+
+`PrefixCachePool` keeps the key/value caches of the last few conversations: the next turn of a
+conversation shares its whole history with the previous turn's prompt + reply, so only the new
+tokens are read.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Callable, Iterator
+
+import torch
+from PIL import Image
+from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from .backends.base import Event, GenerationParams, ImageDone, ImageRow, ImageStart, Prompt, ReplyDone, TextDelta
+from .sampling import EditLock, ImageGuidance, ImageSpanConstraint
+from .vocab import JointVocab
+
+
+class PrefixCachePool:
+    """A few (token ids, DynamicCache) pairs; `take` returns the one sharing the longest prefix."""
+
+    def __init__(self, size: int = 4):
+        self.size = size  # caches kept (one per recent conversation)
+        self.entries: list[tuple[list[int], DynamicCache]] = []
+
+    def take(self, ids: list[int]) -> tuple[DynamicCache | None, int]:
+        """Remove and return the best cache cropped to the shared prefix (at most len(ids) - 1)."""
+        best, best_len = None, 0
+        for i, (cached, _) in enumerate(self.entries):
+            n = 0
+            for a, b in zip(cached, ids):
+                if a != b:
+                    break
+                n += 1
+            n = min(n, len(ids) - 1)  # at least one token must be fed to get logits
+            if n > best_len:
+                best, best_len = i, n
+        if best is None:
+            return None, 0
+        cached, cache = self.entries.pop(best)
+        cache.crop(best_len - cache.get_seq_length())  # negative: tokens to drop
+        return cache, best_len
+
+    def put(self, ids: list[int], cache: DynamicCache) -> None:
+        self.entries.insert(0, (ids[: cache.get_seq_length()], cache))
+        del self.entries[self.size :]
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+class _Cancelled(StoppingCriteria):
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _QueueStreamer(BaseStreamer):
+    """Hands generated token ids to the consuming thread (the prompt itself is skipped)."""
+
+    def __init__(self):
+        self.q: queue.Queue = queue.Queue()
+        self.seen_prompt = False
+
+    def put(self, value):
+        if not self.seen_prompt:
+            self.seen_prompt = True
+            return
+        for t in value.reshape(-1).tolist():
+            self.q.put(("token", t))
+
+    def end(self):
+        self.q.put(("end", None))
+
+
+def stream_reply(
+    model,
+    vocab: JointVocab,
+    prompt: Prompt,
+    params: GenerationParams,
+    decode_text: Callable[[list[int]], str],
+    decode_image: Callable[[torch.Tensor], Image.Image],
+    cancel: threading.Event | None = None,
+    pool: PrefixCachePool | None = None,
+    lock: threading.Lock | None = None,
+) -> Iterator[Event]:
+    """Generate one reply for `prompt`, yielding events; the last one is `ReplyDone`."""
+    # 1. Check inputs and set up the stop signal.
+    params.check()
+    cancel = cancel or threading.Event()
+    lock = lock or threading.Lock()
+    device = model.device
+    prompt_len = len(prompt.ids)
+    seed = params.seed if params.seed is not None else int(torch.seed() % 2**31)
+
+    # 2. The vocabulary rules as logits processors (guidance first, span constraint last).
+    processors = LogitsProcessorList()
+    if params.cfg_scale != 1.0 and prompt.uncond_ids is not None:
+        processors.append(ImageGuidance(model, vocab, prompt_len, prompt.uncond_ids, params.cfg_scale))
+    if prompt.source_codes is not None and prompt.keep is not None:
+        processors.append(EditLock(vocab, prompt_len, prompt.source_codes, prompt.keep))
+    processors.append(ImageSpanConstraint(vocab, prompt_len, params.max_new_tokens))
+
+    streamer = _QueueStreamer()
+    result: dict = {}
+
+    def work():
+        with lock:
+            try:
+                # 3. Reuse the longest cached prefix of this conversation.
+                cache, reused = pool.take(prompt.ids) if pool is not None else (None, 0)
+                result["reused"] = reused
+                input_ids = torch.tensor([prompt.ids], dtype=torch.long, device=device)  # (1, T)
+                sampling = params.temperature > 0
+                kwargs = dict(do_sample=True, temperature=params.temperature, top_k=params.top_k or None, top_p=params.top_p) if sampling else dict(do_sample=False)
+                torch.manual_seed(seed)
+                out = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    past_key_values=cache if cache is not None else DynamicCache(),
+                    max_new_tokens=params.max_new_tokens,
+                    logits_processor=processors,
+                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+                    eos_token_id=vocab.eot,
+                    pad_token_id=vocab.pad,
+                    streamer=streamer,
+                    return_dict_in_generate=True,
+                    **kwargs,
+                )
+                if pool is not None and out.past_key_values is not None:
+                    pool.put(out.sequences[0].tolist(), out.past_key_values)
+            except BaseException as e:  # surfaced in the consuming thread
+                result["error"] = e
+                streamer.end()
+
+    # 4. Run generate in a worker; turn its tokens into events here.
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=work, name="chatgen-generate", daemon=True)
+    worker.start()
+    generated: list[int] = []
+    text_ids: list[int] = []
+    text_so_far = ""
+    codes: list[int] = []
+    inside = False
+    image = None
+    first_token_s = None
+    finished = False
+    try:
+        while True:
+            kind, tok = streamer.q.get()
+            if kind == "end":
+                finished = True
+                break
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - t0
+            generated.append(tok)
+            if tok == vocab.boi:
+                inside, codes = True, []
+                yield ImageStart(rows=vocab.grid_h, cols=vocab.grid_w)
+            elif tok == vocab.eoi and inside:
+                inside = False
+                grid = vocab.ids_to_codes(codes)  # (H, W)
+                image = decode_image(grid)
+                yield ImageDone(image=image, codes=grid)
+            elif inside:
+                codes.append(tok)
+                if len(codes) % vocab.grid_w == 0:
+                    row = len(codes) // vocab.grid_w - 1
+                    preview = _preview(codes, vocab, decode_image) if params.previews and len(codes) < vocab.image_tokens else None
+                    yield ImageRow(row=row, rows=vocab.grid_h, preview=preview)
+            elif vocab.is_text(tok):
+                text_ids.append(tok)
+                new_text = decode_text(text_ids)
+                # Wait while a multi-byte character is still incomplete.
+                if not new_text.endswith("\ufffd") and new_text.startswith(text_so_far) and len(new_text) > len(text_so_far):
+                    yield TextDelta(new_text[len(text_so_far) :])
+                    text_so_far = new_text
+    finally:
+        # A consumer that stops listening (closes this generator) cancels the generation.
+        if not finished:
+            cancel.set()
+        worker.join()
+    if "error" in result:
+        raise result["error"]
+    total = time.perf_counter() - t0
+    yield ReplyDone(
+        text=decode_text(text_ids),
+        image=image,
+        reply_ids=generated,
+        cancelled=cancel.is_set() and (not generated or generated[-1] != vocab.eot),
+        stats={
+            "seed": seed,
+            "prompt_tokens": prompt_len,
+            "cached_tokens": result.get("reused", 0),
+            "new_tokens": len(generated),
+            "image_tokens": len(codes) if image is not None else 0,
+            "first_token_s": round(first_token_s or total, 4),
+            "total_s": round(total, 4),
+            "tokens_per_s": round(len(generated) / total, 1) if total > 0 else 0.0,
+        },
+    )
+
+
+def _preview(codes: list[int], vocab: JointVocab, decode_image) -> Image.Image:
+    """Decode the rows finished so far; rows still to come are grey."""
+    rows_done = len(codes) // vocab.grid_w
+    filled = codes + [codes[-1]] * (vocab.image_tokens - len(codes))
+    img = decode_image(vocab.ids_to_codes(filled)).copy()
+    w, h = img.size
+    top = round(h * rows_done / vocab.grid_h)
+    img.paste((128, 128, 128), (0, top, w, h))
+    return img
