@@ -6,14 +6,13 @@ draw noise and speak gibberish.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import sentencepiece as spm
 import torch
 
 from .backends.native import NativeBackend, NativeConfig
+from .train.tokenizer import train_tokenizer
 from .vocab import JointVocab
 
 # A few sentences for the tiny tokenizer; every ASCII character is reachable through byte fallback.
@@ -42,26 +41,6 @@ class TinySpec:
     max_context: int = 2048  # LM positions
     seed: int = 0  # weight init seed
     steer_images: bool = True  # bias the random weights so most replies are an image (tests need images)
-
-
-def train_tokenizer(sentences, vocab_size: int) -> spm.SentencePieceProcessor:
-    """A byte-fallback BPE sentencepiece model trained in memory."""
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(list(sentences)),
-        model_writer=buf,
-        vocab_size=vocab_size,
-        model_type="bpe",
-        byte_fallback=True,
-        character_coverage=1.0,
-        bos_id=-1,
-        eos_id=-1,
-        pad_id=-1,
-        unk_id=0,
-        hard_vocab_limit=False,
-        minloglevel=2,
-    )
-    return spm.SentencePieceProcessor(model_proto=buf.getvalue())
 
 
 def build_tiny(spec: TinySpec = TinySpec()) -> NativeBackend:

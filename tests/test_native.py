@@ -149,3 +149,18 @@ def test_unknown_model_folders_are_clear_errors(tmp_path):
 def test_hub_id_offline_is_a_clear_error():
     with pytest.raises(ChatgenError, match="not available from the Hub"):
         NativeBackend.from_pretrained("someone/not-a-real-chatgen-model")
+
+
+@pytest.mark.parametrize("bits", ["8bit", "4bit"])
+def test_quantized_loading_generates_valid_replies(tmp_path, bits):
+    pytest.importorskip("bitsandbytes")
+    folder = build_tiny(TinySpec(hidden=64)).save_pretrained(tmp_path / "m")
+    b = NativeBackend.from_pretrained(folder, quantization=bits)
+    assert "bitsandbytes" in type(b.lm.model.layers[0].mlp.down_proj).__module__
+    done = list(b.stream(b.prompt(Session(), Message("draw a dog")), GenerationParams(seed=1, max_new_tokens=30)))[-1]
+    assert all(len(s) == b.vocab.image_tokens for s in b.vocab.split_spans(done.reply_ids)[1])
+
+
+def test_unknown_quantization_is_named(tiny_dir):
+    with pytest.raises(ChatgenError, match="quantization must be"):
+        NativeBackend.from_pretrained(tiny_dir, quantization="3bit")

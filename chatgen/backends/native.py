@@ -39,16 +39,17 @@ class NativeConfig:
 
     vocab: JointVocab  # the joint vocabulary
     image_size: int  # square pixel size the VQ-VAE reads and writes
+    tile: int = 0  # >0: the VQ-VAE encodes and decodes tile x tile pixel patches independently (codes stay local)
     model_name: str = "chatgen"  # shown in the UI and in PNG metadata
     system: str = ""  # default system prompt
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "model_name": self.model_name, "system": self.system, "extra": self.extra}
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "model_name": self.model_name, "system": self.system, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
 
 
 class NativeBackend(Backend):
@@ -125,30 +126,51 @@ class NativeBackend(Backend):
     # ---- images ------------------------------------------------------------------------------
     @torch.no_grad()
     def encode_image(self, image: Image.Image) -> torch.Tensor:
-        s = self.config.image_size
+        v, s = self.vocab, self.config.image_size
         img = image.convert("RGB")
         if img.size != (s, s):
             img = img.resize((s, s), Image.Resampling.LANCZOS)
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]  # (1, 3, S, S)
-        x = x.to(self.vq.device, self.vq.dtype)
-        h = self.vq.encode(x).latents  # (1, C, H, W)
+        x = _to_tiles(x, self.config.tile).to(self.vq.device, self.vq.dtype)  # (N, 3, t, t), N = 1 without tiles
+        h = self.vq.encode(x).latents  # (N, C, h, w)
         _, _, (_, _, idx) = self.vq.quantize(h)
-        codes = idx.reshape(self.vocab.grid_h, self.vocab.grid_w)  # (H, W)
-        return codes.cpu().long()
+        codes = idx.reshape(h.shape[0], h.shape[2], h.shape[3])  # (N, h, w)
+        return _from_tiles(codes[:, None], v.grid_h, v.grid_w)[0, 0].cpu().long()  # (H, W)
 
     @torch.no_grad()
     def decode_image(self, codes: torch.Tensor) -> Image.Image:
-        v = self.vocab
+        v, tile = self.vocab, self.config.tile
         emb = self.vq.quantize.embedding.weight  # (K, C)
         q = emb[codes.reshape(-1).to(emb.device)]  # (H*W, C)
         q = q.reshape(1, v.grid_h, v.grid_w, -1).permute(0, 3, 1, 2)  # (1, C, H, W)
-        x = self.vq.decode(q, force_not_quantize=True).sample  # (1, 3, S, S)
-        x = ((x[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (S, S, 3)
+        per_tile = (v.grid_h * tile // self.config.image_size) if tile else v.grid_h  # code rows per tile
+        q = _to_tiles(q, per_tile if tile else 0)  # (N, C, h, w)
+        x = self.vq.decode(q, force_not_quantize=True).sample  # (N, 3, t, t)
+        x = _from_tiles(x, self.config.image_size, self.config.image_size)[0]  # (3, S, S)
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (S, S, 3)
         return Image.fromarray(x, "RGB")
 
     # ---- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None) -> Iterator[Event]:
         return stream_reply(self.lm, self.vocab, prompt, params, self.decode_text, self.decode_image, cancel=cancel, pool=self.pool, lock=self.lock)
+
+
+def _to_tiles(x: torch.Tensor, t: int) -> torch.Tensor:
+    """(1, C, H, W) -> (N, C, t, t) non-overlapping tiles in row-major order (t = 0: unchanged)."""
+    if not t:
+        return x
+    _, c, h, w = x.shape
+    x = x.reshape(c, h // t, t, w // t, t).permute(1, 3, 0, 2, 4)  # (H/t, W/t, C, t, t)
+    return x.reshape(-1, c, t, t)
+
+
+def _from_tiles(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(N, C, t, t) row-major tiles -> (1, C, h, w); the inverse of `_to_tiles`."""
+    n, c, t, _ = x.shape
+    if n == 1 and t == h:
+        return x
+    x = x.reshape(h // t, w // t, c, t, t).permute(2, 0, 3, 1, 4)  # (C, H/t, t, W/t, t)
+    return x.reshape(1, c, h, w)
 
 
 def _resolve(path: str | Path) -> Path:

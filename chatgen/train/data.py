@@ -1,0 +1,116 @@
+"""Training sequences: world dialogues as joint-vocabulary token ids, exactly as the backend
+builds prompts at chat time, with the loss on the assistant's tokens only.
+
+    <bos> <user> text [<boi> codes <eoi>] <eot> <assistant> text [<boi> codes <eoi>] <eot> <user> ...
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import sentencepiece as spm
+import torch
+
+from .. import world
+from ..vocab import JointVocab
+
+
+def sample_dialogue(rng: random.Random) -> "world.Dialogue":
+    """The training mixture: mixed dialogues, single turns of every kind, and edit chains."""
+    r = rng.random()
+    if r < 0.45:
+        return world.generate_dialogue(rng, max_turns=6)
+    if r < 0.85:
+        return world.generate_turn_of_kind(rng, rng.choice(world.KINDS))
+    return world.generate_edit_chain(rng, n_edits=rng.randint(2, 5), allow_clarify=rng.random() < 0.3)
+
+
+class TileCodebook:
+    """Scene -> (H, W) codes by looking up each 16 px tile's code (the VQ encodes tiles independently)."""
+
+    def __init__(self, backend):
+        self.backend = backend  # a NativeBackend with a tiled VQ
+        self.tile = backend.config.tile
+        self.table: dict[bytes, int] = {}  # tile bytes -> code
+        self.cache: dict[object, torch.Tensor] = {}  # scene -> codes
+
+    def codes(self, scene) -> torch.Tensor:
+        if scene in self.cache:
+            return self.cache[scene]
+        arr = world.render_array(scene)  # (96, 96, 3)
+        t, v = self.tile, self.backend.vocab
+        tiles = arr.reshape(v.grid_h, t, v.grid_w, t, 3).transpose(0, 2, 1, 3, 4).reshape(-1, t, t, 3)  # (H*W, t, t, 3)
+        keys = [x.tobytes() for x in tiles]
+        missing = [i for i, k in enumerate(keys) if k not in self.table]
+        if missing:
+            codes = self.backend.encode_image(world.render(scene)).reshape(-1)  # (H*W,)
+            for i in missing:
+                self.table[keys[i]] = int(codes[i])
+        out = torch.tensor([self.table[k] for k in keys]).reshape(v.grid_h, v.grid_w)
+        if len(self.cache) < 200_000:
+            self.cache[scene] = out
+        return out
+
+
+@dataclass
+class Example:
+    """One dialogue as ids with a loss mask."""
+
+    ids: list[int]  # token ids
+    loss: list[bool]  # True where the model is trained to predict this token (assistant replies)
+
+
+class DialogueEncoder:
+    """World dialogues -> `Example`s in the chat-time prompt format."""
+
+    def __init__(self, sp: spm.SentencePieceProcessor, vocab: JointVocab, codebook: TileCodebook):
+        self.sp = sp
+        self.vocab = vocab
+        self.codebook = codebook
+
+    def text(self, s: str) -> list[int]:
+        s = s.strip()
+        return list(self.sp.encode(s)) if s else []
+
+    def encode(self, dialogue) -> Example:
+        v = self.vocab
+        ids, loss = [v.special("<bos>")], [False]
+
+        def add(tokens, trained):
+            ids.extend(tokens)
+            loss.extend([trained] * len(tokens))
+
+        for turn in dialogue.turns:
+            user = [v.special("<user>"), *self.text(turn.user)]
+            if turn.upload is not None:
+                user += v.codes_to_ids(self.codebook.codes(turn.upload))
+            add(user + [v.eot, v.special("<assistant>")], False)
+            reply = self.text(turn.reply_text)
+            if turn.reply_scene is not None:
+                reply += v.codes_to_ids(self.codebook.codes(turn.reply_scene))
+            add(reply + [v.eot], True)
+        return Example(ids, loss)
+
+
+def collate(examples: list[Example], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) input ids, attention mask and labels (-100 where no loss)."""
+    T = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), T), pad, dtype=torch.long)
+    att = torch.zeros((len(examples), T), dtype=torch.long)
+    labels = torch.full((len(examples), T), -100, dtype=torch.long)
+    for i, e in enumerate(examples):
+        n = len(e.ids)
+        ids[i, :n] = torch.tensor(e.ids)
+        att[i, :n] = 1
+        lab = torch.tensor(e.ids)
+        lab[~torch.tensor(e.loss)] = -100
+        labels[i, :n] = lab
+    return ids, att, labels
+
+
+def length_stats(encoder: DialogueEncoder, n: int, seed: int) -> dict:
+    rng = random.Random(seed)
+    lens = np.array([len(encoder.encode(sample_dialogue(rng)).ids) for _ in range(n)])
+    return {"mean": float(lens.mean()), "p95": float(np.percentile(lens, 95)), "max": int(lens.max())}

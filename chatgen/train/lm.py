@@ -1,0 +1,124 @@
+"""Train the joint-vocabulary causal LM (a small `LlamaForCausalLM`) on whole world dialogues.
+
+Fresh dialogues are sampled for every batch (the world is infinite), so there are no epochs.
+Checkpoints (model + optimiser + step) are written every `save_every` steps; a run resumes
+from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .data import DialogueEncoder, collate, sample_dialogue
+from .device import autocast, pick_device
+
+
+@dataclass
+class LMTrainConfig:
+    """Model size and schedule of the language model."""
+
+    hidden: int = 256  # model width
+    layers: int = 6  # transformer blocks
+    heads: int = 8  # attention heads
+    kv_heads: int = 4  # key/value heads (grouped-query attention)
+    intermediate: int = 768  # MLP width
+    max_context: int = 1024  # positions
+    steps: int = 3000  # optimiser steps
+    batch: int = 32  # dialogues per step
+    max_len: int = 640  # longer dialogues are skipped
+    lr: float = 1.5e-3  # peak learning rate
+    warmup: int = 150  # linear warm-up steps
+    weight_decay: float = 0.05  # AdamW weight decay
+    save_every: int = 200  # steps between checkpoints
+    seed: int = 0  # data sampling and init seed
+    minutes: float = 0.0  # >0: stop after this wall time (the schedule still ends at `steps`)
+
+
+def build_lm(cfg: LMTrainConfig, vocab):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=vocab.size,
+            hidden_size=cfg.hidden,
+            intermediate_size=cfg.intermediate,
+            num_hidden_layers=cfg.layers,
+            num_attention_heads=cfg.heads,
+            num_key_value_heads=cfg.kv_heads,
+            max_position_embeddings=cfg.max_context,
+            bos_token_id=vocab.special("<bos>"),
+            eos_token_id=vocab.eot,
+            pad_token_id=vocab.pad,
+            tie_word_embeddings=False,
+        )
+    )
+
+
+def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print):
+    """Train (or resume) in `run_dir`; returns the model on the CPU in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    # 1. Model, optimiser, and the last checkpoint if there is one.
+    dev = pick_device(device)
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    state_file = run / "state.pt"
+    if state_file.is_file():
+        model = AutoModelForCausalLM.from_pretrained(run / "lm").to(dev)
+        state = torch.load(state_file, weights_only=False)
+        start, rng = state["step"], state["rng"]
+    else:
+        model, start, rng, state = build_lm(cfg, encoder.vocab).to(dev), 0, random.Random(cfg.seed), None
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    if state is not None:
+        opt.load_state_dict(state["opt"])
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"lm: {n_params / 1e6:.2f}M parameters, steps {start}->{cfg.steps}, batch {cfg.batch}, device {dev}")
+    model.train()
+    t0, tokens, seen = time.perf_counter(), 0, 0
+
+    def save(step):
+        model.save_pretrained(run / "lm")
+        torch.save({"step": step, "rng": rng, "opt": opt.state_dict(), "config": asdict(cfg)}, state_file)
+
+    for step in range(start + 1, cfg.steps + 1):
+        # 2. A batch of fresh dialogues.
+        examples = []
+        while len(examples) < cfg.batch:
+            e = encoder.encode(sample_dialogue(rng))
+            if len(e.ids) <= cfg.max_len:
+                examples.append(e)
+        ids, att, labels = (t.to(dev) for t in collate(examples, encoder.vocab.pad))
+        # 3. Warm-up then cosine decay to 10%.
+        lr = cfg.lr * min(1.0, step / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / cfg.steps))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        # 4. Forward in bf16 autocast, loss on the assistant's tokens only.
+        with autocast(dev):
+            loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        tokens += int(att.sum())
+        seen += 1
+        if step % 20 == 0 or step == start + 1:
+            el = time.perf_counter() - t0
+            log(f"lm step {step}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {tokens / el:.0f} tok/s {el / 60:.1f} min")
+        if step % cfg.save_every == 0:
+            save(step)
+        if cfg.minutes and time.perf_counter() - t0 > cfg.minutes * 60:
+            log(f"lm: time budget reached at step {step}")
+            break
+    save(step)
+    return model.cpu().eval(), {"steps": step, "tokens": tokens, "params": n_params, "minutes": round((time.perf_counter() - t0) / 60, 1)}

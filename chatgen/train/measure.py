@@ -1,0 +1,182 @@
+"""`chatgen bench-world`: the embedded model's figures on dialogues generated fresh from
+held-out seeds (never used in training), scored with the world's detector.
+
+Figures (issue 3's targets in brackets):
+  draw         detected scene == requested scene                          [>= 90% of 200]
+  edit.KIND    detected scene == expected after one edit, per kind        [>= 90%]
+  preserve_l1  mean L1 (0..1) outside the changed slots vs the previous image [<= 0.03]
+  chain3       final scene right after a drawing and 3 edits, own outputs [>= 80%]
+  ask          the canonical answer to a question                         [>= 90%]
+  clarify      an ambiguous edit gets a text question and no image        [>= 90%]
+  out_of_world a text reply and no image                                  [>= 95%]
+  latency      median seconds per image turn                              [<= 1 s]
+
+Single edits and questions start from the correct previous picture (the setup turn is put in
+the session as if the model had drawn it), so they measure that turn alone; chains run on the
+model's own outputs throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import string
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from .. import world
+from ..assistant import Assistant
+from ..conversation import Message, Session, Turn
+
+HELDOUT_SEED = 10_000_000  # the first seed of held-out dialogues
+
+
+@dataclass
+class Tally:
+    """Pass counts per figure, and failures kept for the report."""
+
+    ok: dict = field(default_factory=dict)  # figure -> [passed, total]
+    l1: list = field(default_factory=list)  # preservation L1 of each single edit (background edits excluded)
+    latency: list = field(default_factory=list)  # seconds per image turn
+    failures: list = field(default_factory=list)  # (figure, user text, why)
+
+    def add(self, name: str, passed: bool, user: str = "", why: str = "") -> None:
+        p, n = self.ok.get(name, [0, 0])
+        self.ok[name] = [p + int(passed), n + 1]
+        if not passed and len(self.failures) < 200:
+            self.failures.append((name, user, why))
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.lower().translate(str.maketrans("", "", string.punctuation)).split())
+
+
+def _seed_turns(session: Session, turns) -> None:
+    """Put setup turns in the session as if the model had produced exactly the expected replies."""
+    for t in turns:
+        session.append(
+            Turn(
+                id=session.new_turn_id(),
+                parent=None,
+                user_text=t.user.strip(),
+                user_image=world.render(t.upload) if t.upload is not None else None,
+                assistant_text=t.reply_text,
+                assistant_image=world.render(t.reply_scene) if t.reply_scene is not None else None,
+            )
+        )
+
+
+def _send(assistant: Assistant, session: Session, turn, params: dict, tally: Tally):
+    msg = Message(turn.user.strip(), image=world.render(turn.upload) if turn.upload is not None else None)
+    t0 = time.perf_counter()
+    reply = assistant.respond(session, msg, params)
+    if reply.image is not None:
+        tally.latency.append(time.perf_counter() - t0)
+    return reply
+
+
+def _scene_check(reply, expected) -> tuple[bool, str]:
+    if reply.image is None:
+        return False, f"no image (text: {reply.text!r})"
+    got = world.detect(reply.image)
+    return (got == expected), ("" if got == expected else f"expected {world.describe(expected)} got {world.describe(got)}")
+
+
+def changed_slots(a, b) -> set[tuple[int, int]]:
+    """Slots whose content differs between two scenes (all of them when the background changes)."""
+    if a.background != b.background:
+        return {(r, c) for r in range(world.GRID) for c in range(world.GRID)}
+    return {(r, c) for r in range(world.GRID) for c in range(world.GRID) if a.at(r, c) != b.at(r, c)}
+
+
+def preserve_l1(prev: Image.Image, new: Image.Image, changed: set) -> float | None:
+    """Mean absolute difference (0..1) outside the changed slots; None when everything changed."""
+    a = np.asarray(prev.convert("RGB"), dtype=np.float32) / 255.0
+    b = np.asarray(new.convert("RGB").resize(prev.size), dtype=np.float32) / 255.0
+    keep = np.ones(a.shape[:2], dtype=bool)
+    s = world.SLOT_PX * a.shape[0] // world.CANVAS_PX
+    for r, c in changed:
+        keep[r * s : (r + 1) * s, c * s : (c + 1) * s] = False
+    return float(np.abs(a - b)[keep].mean()) if keep.any() else None
+
+
+def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, params: dict | None = None, log=print) -> dict:
+    params = {"temperature": 0.0, "seed": 0, **(params or {})}
+    tally = Tally()
+    per_kind = max(1, n // 5)
+    t_start = time.perf_counter()
+    # 1. Text to image: n drawing requests.
+    for i in range(n):
+        d = world.generate_turn_of_kind(seed + i, "draw")
+        turn = d.turns[-1]
+        ok, why = _scene_check(_send(assistant, Session(), turn, params, tally), turn.reply_scene)
+        tally.add("draw", ok, turn.user, why)
+    log(f"draw done ({time.perf_counter() - t_start:.0f}s)")
+    # 2. Single edits of each kind, from the correct previous picture.
+    for k, kind in enumerate(world.EDIT_KINDS):
+        for i in range(per_kind):
+            d = world.generate_turn_of_kind(seed + 100_000 * (k + 1) + i, kind)
+            s = Session()
+            _seed_turns(s, d.turns[:-1])
+            turn = d.turns[-1]
+            reply = _send(assistant, s, turn, params, tally)
+            ok, why = _scene_check(reply, turn.reply_scene)
+            tally.add(f"edit.{kind}", ok, turn.user, why)
+            prev = d.turns[-2].reply_scene or d.turns[-2].upload
+            if reply.image is not None and prev is not None and kind != "background":
+                l1 = preserve_l1(world.render(prev), reply.image, changed_slots(prev, turn.reply_scene))
+                if l1 is not None:
+                    tally.l1.append(l1)
+    log(f"edits done ({time.perf_counter() - t_start:.0f}s)")
+    # 3. Chains: a drawing and 3 edits, each turn on the model's own previous output.
+    for i in range(max(1, n // 2)):
+        d = world.generate_edit_chain(seed + 900_000 + i, n_edits=3)
+        s = Session()
+        for turn in d.turns:
+            reply = _send(assistant, s, turn, params, tally)
+        ok, why = _scene_check(reply, d.turns[-1].reply_scene)
+        tally.add("chain3", ok, " / ".join(t.user for t in d.turns), why)
+    log(f"chains done ({time.perf_counter() - t_start:.0f}s)")
+    # 4. Questions, ambiguous edits, out-of-world requests.
+    for k, kind in enumerate(world.ASK_KINDS):
+        for i in range(per_kind // 2):
+            d = world.generate_turn_of_kind(seed + 2_000_000 + 100_000 * k + i, kind)
+            s = Session()
+            _seed_turns(s, d.turns[:-1])
+            turn = d.turns[-1]
+            reply = _send(assistant, s, turn, params, tally)
+            ok = reply.image is None and _norm(reply.text) == _norm(turn.reply_text)
+            tally.add("ask", ok, turn.user, f"expected {turn.reply_text!r} got {reply.text!r}")
+    for i in range(n // 2):
+        d = world.generate_turn_of_kind(seed + 3_000_000 + i, "clarify")
+        s = Session()
+        _seed_turns(s, d.turns[:1])
+        ask, resolve = d.turns[1], d.turns[2]
+        reply = _send(assistant, s, ask, params, tally)
+        ok = reply.image is None and reply.text.strip().endswith("?")
+        tally.add("clarify", ok, ask.user, f"got {reply.text!r} image={reply.image is not None}")
+        if ok:
+            ok2, why = _scene_check(_send(assistant, s, resolve, params, tally), resolve.reply_scene)
+            tally.add("resolve", ok2, resolve.user, why)
+    for i in range(n // 2):
+        d = world.generate_turn_of_kind(seed + 4_000_000 + i, "out_of_world")
+        turn = d.turns[-1]
+        reply = _send(assistant, Session(), turn, params, tally)
+        tally.add("out_of_world", reply.image is None and bool(reply.text.strip()), turn.user, f"got {reply.text!r} image={reply.image is not None}")
+    # 5. Summary.
+    rates = {k: round(p / t, 4) for k, (p, t) in tally.ok.items()}
+    edits = [tally.ok[f"edit.{k}"] for k in world.EDIT_KINDS]
+    rates["edit"] = round(sum(p for p, _ in edits) / sum(t for _, t in edits), 4)
+    return {
+        "rates": rates,
+        "counts": tally.ok,
+        "preserve_l1_mean": round(float(np.mean(tally.l1)), 5) if tally.l1 else None,
+        "preserve_l1_p95": round(float(np.percentile(tally.l1, 95)), 5) if tally.l1 else None,
+        "latency_median_s": round(statistics.median(tally.latency), 4) if tally.latency else None,
+        "latency_p95_s": round(float(np.percentile(tally.latency, 95)), 4) if tally.latency else None,
+        "seconds": round(time.perf_counter() - t_start, 1),
+        "failures": tally.failures[:60],
+    }

@@ -1,0 +1,89 @@
+"""`chatgen train`: every stage from scratch to a native checkpoint folder.
+
+Stages (each skipped when its output is already in the run folder, so a run resumes):
+  1. sentencepiece tokenizer on world dialogue text
+  2. tile VQ-VAE (diffusers VQModel) on world renders, with its held-out PSNR
+  3. joint-vocabulary LlamaForCausalLM on whole dialogues
+  4. the native checkpoint: config.json + tokenizer.model + lm/ + vq/
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+import torch
+
+from .. import world
+from ..backends.native import NativeBackend, NativeConfig
+from ..vocab import JointVocab
+from .data import DialogueEncoder, TileCodebook
+from .lm import LMTrainConfig, build_lm, train_lm
+from .tokenizer import train_tokenizer, world_sentences
+from .vq import VQTrainConfig, psnr
+
+HELDOUT_SEED = 10_000_000  # scenes and dialogues from here on are never used in training
+
+
+@dataclass
+class TrainConfig:
+    """The whole recipe of the embedded model."""
+
+    text_vocab: int = 1024  # sentencepiece pieces
+    tokenizer_dialogues: int = 20_000  # dialogues whose text trains the tokenizer
+    vq: VQTrainConfig = field(default_factory=VQTrainConfig)  # the tile VQ-VAE
+    lm: LMTrainConfig = field(default_factory=LMTrainConfig)  # the language model
+    seed: int = 0  # data seed of every stage
+
+
+def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> float:
+    """Mean reconstruction PSNR (dB) through encode -> decode on held-out random scenes."""
+    rng = random.Random(seed)
+    vals = []
+    for _ in range(n):
+        img = world.render(world.random_scene(rng))
+        rec = backend.decode_image(backend.encode_image(img))
+        vals.append(min(psnr(np.asarray(img), np.asarray(rec)), 100.0))
+    return float(np.mean(vals))
+
+
+def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConfig(), device: str | None = None, log=print) -> Path:
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    (run / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
+    # 1. Tokenizer.
+    sp_file = run / "tokenizer.model"
+    if not sp_file.is_file():
+        log(f"tokenizer: training on {cfg.tokenizer_dialogues} dialogues")
+        sp = train_tokenizer(world_sentences(cfg.tokenizer_dialogues, cfg.seed + 1), cfg.text_vocab)
+        sp_file.write_bytes(sp.serialized_model_proto())
+    sp = spm.SentencePieceProcessor(model_file=str(sp_file))
+    # 2. VQ-VAE.
+    from diffusers import VQModel
+
+    if not (run / "vq" / "config.json").is_file():
+        from .vq import train_vq
+
+        vq, _ = train_vq(cfg.vq, device=device, log=log)
+        vq.save_pretrained(run / "vq")
+    vq = VQModel.from_pretrained(run / "vq").eval()
+    s = world.CANVAS_PX // cfg.vq.tile
+    vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=s, grid_w=s)
+    config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, model_name="chatgen-world")
+    probe = NativeBackend(build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab), vq, sp, config)
+    quality = vq_psnr(probe)
+    log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
+    # 3. Language model.
+    encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
+    lm, report = train_lm(cfg.lm, encoder, run, device=device, log=log)
+    # 4. The checkpoint.
+    config.extra = {"vq_psnr_db": round(quality, 2), "lm": report, "train_minutes": round((time.perf_counter() - t0) / 60, 1), "recipe": json.loads((run / "recipe.json").read_text())}
+    folder = NativeBackend(lm, vq, sp, config).save_pretrained(out)
+    log(f"saved the model to {folder} ({config.extra['train_minutes']} min)")
+    return folder

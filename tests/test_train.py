@@ -1,0 +1,99 @@
+"""The training pipeline on tiny settings: every stage runs, and its pieces agree with chat time."""
+
+import random
+
+import torch
+
+from chatgen import world
+from chatgen.backends.native import NativeBackend, NativeConfig
+from chatgen.conversation import Message, Session
+from chatgen.train.data import DialogueEncoder, TileCodebook, collate, sample_dialogue
+from chatgen.train.lm import LMTrainConfig, build_lm, train_lm
+from chatgen.train.tokenizer import train_tokenizer, world_sentences
+from chatgen.train.vq import VQTrainConfig, build_vq, collect_tiles
+from chatgen.vocab import JointVocab
+
+TINY_VQ = VQTrainConfig(channels=(8, 8, 8, 8, 8), codebook=1024, embed_dim=8, scenes=200, warmup=4, steps=8, batch=32, restart_every=4)
+TINY_LM = LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=6, batch=4, warmup=2, save_every=3)
+
+
+def probe_backend(sp):
+    vq = build_vq(TINY_VQ).eval()
+    vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=TINY_VQ.codebook, grid_h=6, grid_w=6)
+    lm = build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab)
+    return NativeBackend(lm, vq, sp, NativeConfig(vocab=vocab, image_size=96, tile=16))
+
+
+def test_tokenizer_round_trips_world_text_and_anything_else():
+    sp = train_tokenizer(world_sentences(300, 1), 400)
+    for s in ["Make the dog a cat, please!", "drw a cat on teh grass", "ünïcödé 🐶 text"]:
+        assert sp.decode(sp.encode(s)) == s
+
+
+def test_world_tiles_are_few():
+    tiles, counts = collect_tiles(300, seed=1)
+    assert tiles.shape[1:] == (16, 16, 3) and len(tiles) <= 6 * (1 + 24 * 4)
+    assert counts.sum() == 300 * 36
+
+
+def test_tile_codes_equal_what_the_backend_encodes():
+    sp = train_tokenizer(world_sentences(200, 1), 400)
+    b = probe_backend(sp)
+    book = TileCodebook(b)
+    rng = random.Random(4)
+    for _ in range(5):
+        scene = world.random_scene(rng)
+        assert torch.equal(book.codes(scene), b.encode_image(world.render(scene)))
+
+
+def test_training_sequences_match_chat_time_prompts():
+    """Every user part of an encoded dialogue is what Backend.prompt builds for that message."""
+    sp = train_tokenizer(world_sentences(200, 1), 400)
+    b = probe_backend(sp)
+    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b))
+    rng = random.Random(7)
+    for _ in range(20):
+        d = sample_dialogue(rng)
+        ex = enc.encode(d)
+        t0 = d.turns[0]
+        p = b.prompt(Session(), Message(t0.user.strip(), image=world.render(t0.upload) if t0.upload else None))
+        assert ex.ids[: len(p.ids)] == p.ids
+        assert not any(ex.loss[: len(p.ids)])  # no loss on the prompt
+        assert ex.loss[-1] and ex.ids[-1] == b.vocab.eot  # the last reply is trained, ending with <eot>
+        reply = [i for i, m in zip(ex.ids, ex.loss) if m]
+        _, spans = b.vocab.split_spans(reply)
+        assert len(spans) == sum(t.reply_scene is not None for t in d.turns)
+
+
+def test_collate_masks_prompt_and_padding():
+    ids, att, labels = collate([type("E", (), {"ids": [1, 2, 3], "loss": [False, True, True]})(), type("E", (), {"ids": [4], "loss": [True]})()], pad=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and att.tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert labels.tolist() == [[-100, 2, 3], [4, -100, -100]]
+
+
+def test_lm_training_lowers_the_loss_and_resumes(tmp_path):
+    sp = train_tokenizer(world_sentences(200, 1), 400)
+    b = probe_backend(sp)
+    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b))
+    logs = []
+    cfg = LMTrainConfig(**{**TINY_LM.__dict__, "steps": 40, "lr": 5e-3, "batch": 4})
+    model, report = train_lm(cfg, enc, tmp_path, log=logs.append)
+    losses = [float(l.split("loss ")[1].split()[0]) for l in logs if "loss" in l]
+    assert losses[-1] < losses[0] - 0.5
+    assert report["steps"] == 40 and (tmp_path / "state.pt").is_file()
+    # a longer schedule resumes from step 40
+    cfg2 = LMTrainConfig(**{**cfg.__dict__, "steps": 42})
+    _, report2 = train_lm(cfg2, enc, tmp_path, log=logs.append)
+    assert report2["steps"] == 42 and any("steps 40->42" in l for l in logs)
+
+
+def test_train_all_writes_a_loadable_checkpoint(tmp_path):
+    from chatgen.assistant import Assistant
+    from chatgen.train.pipeline import TrainConfig, train_all
+
+    cfg = TrainConfig(text_vocab=400, tokenizer_dialogues=200, vq=TINY_VQ, lm=TINY_LM)
+    folder = train_all(tmp_path / "model", tmp_path / "run", cfg, log=lambda m: None)
+    b = NativeBackend.from_pretrained(folder)
+    assert b.config.tile == 16 and b.vocab.grid_h == 6 and "vq_psnr_db" in b.config.extra
+    r = Assistant(b).respond(Session(), "draw a dog", {"seed": 0, "max_new_tokens": 50})
+    assert r.image is None or r.image.size == (96, 96)
