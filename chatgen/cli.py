@@ -208,6 +208,19 @@ def cmd_chat(args) -> int:
             print(f"error: {e}")
 
 
+def cmd_train(args) -> int:
+    from .train.lm import LMTrainConfig
+    from .train.pipeline import TrainConfig, train_all
+
+    cfg = TrainConfig()
+    if args.lm_steps:
+        cfg.lm = LMTrainConfig(steps=args.lm_steps)
+    if args.minutes:
+        cfg.lm.minutes = args.minutes
+    train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device)
+    return 0
+
+
 def _need(arg: str, usage: str) -> str:
     if not arg:
         raise ChatgenError(f"usage: {usage}")
@@ -247,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_args(p)
     add_sampling_args(p)
     p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("train", help="train the embedded model from scratch", description="Train the tokenizer, the tile VQ-VAE and the language model on the synthetic world and write a native checkpoint. Uses a CUDA GPU when one is present. A run folder keeps every stage, so an interrupted run resumes.")
+    p.add_argument("--out", required=True, help="the checkpoint folder to write")
+    p.add_argument("--run-dir", help="where stages and LM checkpoints are kept (default: OUT.run)")
+    p.add_argument("--lm-steps", type=int, help="language model optimiser steps (default 3000)")
+    p.add_argument("--minutes", type=float, help="stop the language model after this many minutes")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=cmd_train)
+
+    from .space import add_space_parser
+    from .ui import add_ui_parser
+
+    add_ui_parser(sub)
+    add_space_parser(sub)
+
+    from .evals.cli import add_eval_parser
+
+    add_eval_parser(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from chatgen.train.tokenizer import train_tokenizer, world_sentences
 from chatgen.train.vq import VQTrainConfig, build_vq, collect_tiles
 from chatgen.vocab import JointVocab
 
-TINY_VQ = VQTrainConfig(channels=(8, 8, 8, 8, 8), codebook=1024, embed_dim=8, scenes=200, warmup=4, steps=8, batch=32, restart_every=4)
+TINY_VQ = VQTrainConfig(channels=(32, 32, 32), codebook=1024, embed_dim=8, scenes=200, warmup=4, steps=8, batch=32, restart_every=4)
 TINY_LM = LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=6, batch=4, warmup=2, save_every=3)
 
 

@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 import sentencepiece as spm
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from transformers import AutoModelForCausalLM
 
@@ -40,16 +41,17 @@ class NativeConfig:
     vocab: JointVocab  # the joint vocabulary
     image_size: int  # square pixel size the VQ-VAE reads and writes
     tile: int = 0  # >0: the VQ-VAE encodes and decodes tile x tile pixel patches independently (codes stay local)
+    unshuffle: int = 1  # space-to-depth factor applied before the VQ encoder (and undone after the decoder)
     model_name: str = "chatgen"  # shown in the UI and in PNG metadata
     system: str = ""  # default system prompt
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "model_name": self.model_name, "system": self.system, "extra": self.extra}
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "system": self.system, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
 
 
 class NativeBackend(Backend):
@@ -131,7 +133,8 @@ class NativeBackend(Backend):
         if img.size != (s, s):
             img = img.resize((s, s), Image.Resampling.LANCZOS)
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]  # (1, 3, S, S)
-        x = _to_tiles(x, self.config.tile).to(self.vq.device, self.vq.dtype)  # (N, 3, t, t), N = 1 without tiles
+        x = _to_tiles(x, self.config.tile)  # (N, 3, t, t), N = 1 without tiles
+        x = F.pixel_unshuffle(x, self.config.unshuffle).to(self.vq.device, self.vq.dtype)  # (N, 3u^2, t/u, t/u)
         h = self.vq.encode(x).latents  # (N, C, h, w)
         _, _, (_, _, idx) = self.vq.quantize(h)
         codes = idx.reshape(h.shape[0], h.shape[2], h.shape[3])  # (N, h, w)
@@ -143,9 +146,10 @@ class NativeBackend(Backend):
         emb = self.vq.quantize.embedding.weight  # (K, C)
         q = emb[codes.reshape(-1).to(emb.device)]  # (H*W, C)
         q = q.reshape(1, v.grid_h, v.grid_w, -1).permute(0, 3, 1, 2)  # (1, C, H, W)
-        per_tile = (v.grid_h * tile // self.config.image_size) if tile else v.grid_h  # code rows per tile
+        per_tile = v.grid_h * tile // self.config.image_size  # code rows per tile
         q = _to_tiles(q, per_tile if tile else 0)  # (N, C, h, w)
-        x = self.vq.decode(q, force_not_quantize=True).sample  # (N, 3, t, t)
+        x = self.vq.decode(q, force_not_quantize=True).sample  # (N, 3u^2, t/u, t/u)
+        x = F.pixel_shuffle(x.float(), self.config.unshuffle)  # (N, 3, t, t)
         x = _from_tiles(x, self.config.image_size, self.config.image_size)[0]  # (3, S, S)
         x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (S, S, 3)
         return Image.fromarray(x, "RGB")

@@ -99,8 +99,11 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
             if len(e.ids) <= cfg.max_len:
                 examples.append(e)
         ids, att, labels = (t.to(dev) for t in collate(examples, encoder.vocab.pad))
-        # 3. Warm-up then cosine decay to 10%.
-        lr = cfg.lr * min(1.0, step / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / cfg.steps))))
+        # 3. Warm-up then cosine decay to 10%, over the steps or the time budget, whichever ends first.
+        progress = step / cfg.steps
+        if cfg.minutes:
+            progress = max(progress, (time.perf_counter() - t0) / (cfg.minutes * 60) + start / cfg.steps)
+        lr = cfg.lr * min(1.0, step / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
         for g in opt.param_groups:
             g["lr"] = lr
         # 4. Forward in bf16 autocast, loss on the assistant's tokens only.

@@ -75,7 +75,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     vq = VQModel.from_pretrained(run / "vq").eval()
     s = world.CANVAS_PX // cfg.vq.tile
     vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=s, grid_w=s)
-    config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, model_name="chatgen-world")
+    config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, unshuffle=cfg.vq.unshuffle, model_name="chatgen-world")
     probe = NativeBackend(build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab), vq, sp, config)
     quality = vq_psnr(probe)
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")

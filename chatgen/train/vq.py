@@ -31,11 +31,12 @@ class VQTrainConfig:
     tile: int = 16  # pixels per tile side (one code per tile)
     codebook: int = 1024  # codes
     embed_dim: int = 32  # code vector size
-    channels: tuple[int, ...] = (16, 32, 32, 64, 64)  # one block per level; 5 levels = /16
+    unshuffle: int = 4  # space-to-depth factor before the encoder (a 16 px tile becomes 4x4x48)
+    channels: tuple[int, ...] = (64, 64, 64)  # one block per level; 3 levels = /4, so one code per tile
     scenes: int = 3000  # random renders the tiles are collected from
-    warmup: int = 300  # steps as a plain autoencoder before the codebook is set from its encodings
-    steps: int = 1500  # optimiser steps in all
-    batch: int = 128  # tiles per step
+    warmup: int = 600  # steps as a plain autoencoder before the codebook is set from its encodings
+    steps: int = 3000  # optimiser steps in all
+    batch: int = 64  # tiles per step
     lr: float = 1e-3  # Adam learning rate
     restart_every: int = 100  # steps between dead-code restarts
     seed: int = 0  # data and init seed
@@ -45,10 +46,10 @@ def build_vq(cfg: VQTrainConfig):
     from diffusers import VQModel
 
     n = len(cfg.channels)
-    assert 2 ** (n - 1) == cfg.tile, "the VQ must downsample one tile to one code"
+    assert 2 ** (n - 1) * cfg.unshuffle == cfg.tile, "the VQ must turn one tile into one code"
     return VQModel(
-        in_channels=3,
-        out_channels=3,
+        in_channels=3 * cfg.unshuffle**2,
+        out_channels=3 * cfg.unshuffle**2,
         down_block_types=("DownEncoderBlock2D",) * n,
         up_block_types=("UpDecoderBlock2D",) * n,
         block_out_channels=cfg.channels,
@@ -57,7 +58,8 @@ def build_vq(cfg: VQTrainConfig):
         num_vq_embeddings=cfg.codebook,
         vq_embed_dim=cfg.embed_dim,
         norm_num_groups=8,
-        sample_size=cfg.tile,
+        norm_type="spatial",  # the decoder's norms are modulated by the code (MoVQ): fast to fit on a CPU
+        sample_size=cfg.tile // cfg.unshuffle,
         mid_block_add_attention=False,
     )
 
@@ -79,8 +81,9 @@ def collect_tiles(n_scenes: int, seed: int, tile: int = 16) -> tuple[np.ndarray,
     return np.stack([arrays[k] for k in keys]), np.array([seen[k] for k in keys])
 
 
-def to_tensor(tiles: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(tiles).float().div(127.5).sub(1.0).permute(0, 3, 1, 2).contiguous()  # (N, 3, t, t)
+def to_tensor(tiles: np.ndarray, unshuffle: int = 1) -> torch.Tensor:
+    x = torch.from_numpy(tiles).float().div(127.5).sub(1.0).permute(0, 3, 1, 2).contiguous()  # (N, 3, t, t)
+    return F.pixel_unshuffle(x, unshuffle)  # (N, 3u^2, t/u, t/u)
 
 
 def codes_of(vq, x: torch.Tensor) -> torch.Tensor:
@@ -95,8 +98,8 @@ def train_vq(cfg: VQTrainConfig = VQTrainConfig(), device: str | None = None, lo
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
     tiles, counts = collect_tiles(cfg.scenes, cfg.seed, cfg.tile)
-    x_all = to_tensor(tiles).to(dev)  # (N, 3, t, t)
-    weights = torch.tensor(np.sqrt(counts), dtype=torch.float)  # rare tiles are sampled more than their share
+    x_all = to_tensor(tiles, cfg.unshuffle).to(dev)  # (N, 3u^2, t/u, t/u)
+    weights = torch.ones(len(tiles))  # every distinct tile matters equally (backgrounds would dominate otherwise)
     log(f"vq: {len(tiles)} distinct {cfg.tile}px tiles from {cfg.scenes} renders")
     vq = build_vq(cfg).to(dev)
     opt = torch.optim.Adam(vq.parameters(), lr=cfg.lr)

@@ -1,0 +1,193 @@
+"""Hugging Face Spaces: the ZeroGPU decorator, the Space app, and `chatgen space export DIR`.
+
+`chatgen space export DIR [--model PATH]` writes a folder that can be pushed as a Space as is:
+
+    DIR/app.py            a few lines: build the UI on the model and launch it
+    DIR/README.md         the Space card (front matter: sdk gradio, sdk_version, app_file, ...)
+    DIR/requirements.txt  chatgen's dependencies (the Space installs gradio itself)
+    DIR/chatgen/          the chatgen package source, so `import chatgen` works on the Space
+    DIR/model/            the model weights, when --model is given (else the embedded model in chatgen/weights)
+
+The same three files live in the repository's `spaces/` folder (`write_space_files` writes both).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+from .errors import ChatgenError
+
+GRADIO_VERSION = "6.31.0"  # pinned in pyproject.toml; the Space's sdk_version
+PYTHON_VERSION = "3.11"  # the Space's python_version
+
+APP_PY = '''"""chatgen on a Hugging Face Space: draw, edit and ask in one chat."""
+
+try:  # on ZeroGPU hardware `spaces` must be imported before torch
+    import spaces  # noqa: F401
+except ImportError:
+    pass
+
+from pathlib import Path
+
+from chatgen.space import launch_options, space_demo
+
+demo = space_demo(Path(__file__).parent / "model")
+
+if __name__ == "__main__":
+    demo.launch(**launch_options())
+'''
+
+README_MD = f"""---
+title: chatgen
+emoji: 🎨
+colorFrom: indigo
+colorTo: pink
+sdk: gradio
+sdk_version: {GRADIO_VERSION}
+python_version: "{PYTHON_VERSION}"
+app_file: app.py
+pinned: false
+license: apache-2.0
+short_description: Draw, edit and ask about images in one chat
+tags:
+  - image-generation
+  - image-editing
+  - autoregressive
+---
+
+# chatgen
+
+One small autoregressive transformer that reads and writes text and images in a single token
+stream. Ask it to draw ("draw a dog on the grass"), to edit ("make the dog a cat"), or a
+question about the picture ("how many animals are there?").
+
+- The image grows row by row as its tokens arrive; **Stop** cancels cleanly.
+- **Undo**, **Redo**, **Retry** (new seed); edit an earlier message to start a new branch; click
+  an image in the version strip to continue from it.
+- Paint a **mask** over the current image so the next edit changes only that region.
+- Every image downloads as a PNG carrying its generation parameters; whole sessions export and
+  import as zip files.
+- The API (`/new_session`, `/chat`, `/undo`, `/redo`, `/branch`, `/checkout`, `/history`,
+  `/export_session`, `/import_session`) works from `gradio_client`: see the "Use via API" link
+  at the bottom of the app.
+"""
+
+REQUIREMENTS = """# chatgen's dependencies; the Space installs gradio {gradio} itself (README front matter).
+# The chatgen package source sits next to app.py (written by `chatgen space export`).
+torch>=2.1
+transformers>=5.0,<6
+diffusers>=0.35
+sentencepiece>=0.2
+langchain-core>=1.0,<2
+pillow>=10,<13
+safetensors>=0.4
+accelerate>=1.0
+numpy>=1.26
+pyyaml>=6
+tqdm>=4.60
+""".format(gradio=GRADIO_VERSION)
+
+SPACE_FILES = {"app.py": APP_PY, "README.md": README_MD, "requirements.txt": REQUIREMENTS}
+
+
+# ---- ZeroGPU --------------------------------------------------------------------------------------
+def on_zero_gpu() -> bool:
+    """True on a ZeroGPU Space (the `spaces` package is importable and the Space says so)."""
+    return bool(os.environ.get("SPACE_ID")) and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and importlib.util.find_spec("spaces") is not None
+
+
+def gpu(fn, duration: int = 120):
+    """`@spaces.GPU(duration=...)` on ZeroGPU hardware; elsewhere `fn` itself, undecorated."""
+    if not on_zero_gpu():
+        return fn
+    import spaces
+
+    return spaces.GPU(duration=duration)(fn)
+
+
+# ---- the Space app --------------------------------------------------------------------------------
+def space_demo(model: str | Path | None = None, concurrency_limit: int = 1):
+    """The UI on `model` when that folder exists, else on the embedded default model."""
+    import torch
+
+    from .assistant import Assistant
+    from .backends import load_backend
+    from .defaults import default_model_path
+    from .ui import build_demo
+
+    from .api import _stream_turn
+
+    gpu(_stream_turn)  # register the ZeroGPU function at start-up (a no-op elsewhere)
+    path = Path(model) if model is not None and (Path(model) / "config.json").is_file() else default_model_path()
+    device = "cuda" if (torch.cuda.is_available() or on_zero_gpu()) else None
+    assistant = Assistant(load_backend(path, device=device))  # loaded at start-up (ZeroGPU needs that)
+    return build_demo(assistant, concurrency_limit=concurrency_limit)
+
+
+def launch_options() -> dict:
+    """Theme, CSS and allowed paths for `demo.launch(...)` (gradio 6 takes them at launch)."""
+    from .ui import launch_options as ui_launch_options
+
+    return ui_launch_options()
+
+
+# ---- export ---------------------------------------------------------------------------------------
+def write_space_files(folder: str | Path) -> Path:
+    """Write app.py, README.md and requirements.txt into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in SPACE_FILES.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def export_space(folder: str | Path, model: str | Path | None = None, force: bool = False) -> Path:
+    """A folder that can be pushed as a Space as is: the three files, the package, the weights."""
+    # 1. Check inputs.
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ChatgenError(f"{folder} is a file; give a folder to export the Space into")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise ChatgenError(f"{folder} is not empty; choose a new folder or pass --force")
+    if model is not None:
+        model = Path(model)
+        if not (model / "config.json").is_file():
+            raise ChatgenError(f"no chatgen model at {model}: config.json is missing")
+    # 2. The Space files.
+    write_space_files(folder)
+    # 3. The package source (with the embedded weights when they are shipped), no caches.
+    package = Path(__file__).parent
+    target = folder / "chatgen"
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    # 4. The model weights next to app.py.
+    if model is not None:
+        if (folder / "model").exists():
+            shutil.rmtree(folder / "model")
+        shutil.copytree(model, folder / "model", ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+# ---- CLI --------------------------------------------------------------------------------------------
+def add_space_parser(sub) -> None:
+    """`chatgen space export DIR [--model PATH] [--force]`."""
+    p = sub.add_parser("space", help="export a ready Hugging Face Space", description="Write a folder that can be pushed as a Hugging Face Space as is.")
+    ssub = p.add_subparsers(dest="space_command", metavar="ACTION", required=True)
+    e = ssub.add_parser("export", help="write app.py, README.md, requirements.txt, the chatgen package and the model into DIR", description="Write app.py, README.md, requirements.txt, the chatgen package (and the model with --model) into DIR.")
+    e.add_argument("dir", metavar="DIR", help="the folder to write (new or empty)")
+    e.add_argument("--model", metavar="PATH", help="a chatgen model folder to copy into DIR/model (default: the embedded model inside the package)")
+    e.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    e.set_defaults(func=cmd_space_export)
+
+
+def cmd_space_export(args) -> int:
+    folder = export_space(args.dir, args.model, force=args.force)
+    print(folder)
+    if args.model is None and not (folder / "chatgen" / "weights" / "default" / "config.json").is_file():
+        print("note: no trained model is shipped in this checkout; the Space will use a tiny random one (pass --model PATH)")
+    print(f"push it with: hf upload YOUR_NAME/chatgen {folder} --repo-type space")
+    return 0
