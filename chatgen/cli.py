@@ -221,6 +221,24 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_bench_world(args) -> int:
+    import json
+
+    from .train.measure import run_bench
+
+    assistant = load_assistant(args)
+    report = run_bench(assistant, n=args.n, params=sampling_from_args(args), log=lambda m: print(m, file=sys.stderr, flush=True))
+    text = json.dumps(report, indent=1)
+    if args.out:
+        Path(args.out).write_text(text)
+    failures = report.pop("failures")
+    print(json.dumps(report, indent=1))
+    if failures and args.show_failures:
+        for name, user, why in failures[: args.show_failures]:
+            print(f"FAIL {name}: {user!r}: {why}")
+    return 0
+
+
 def _need(arg: str, usage: str) -> str:
     if not arg:
         raise ChatgenError(f"usage: {usage}")
@@ -268,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, help="stop the language model after this many minutes")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("bench-world", help="measure the embedded model on fresh held-out world dialogues", description="Score drawing, single edits of each kind, 3-edit chains, questions, clarifying questions and out-of-world refusals on dialogues generated from held-out seeds, with the world detector; prints the figures as JSON. Greedy decoding unless sampling flags are given.")
+    p.add_argument("--n", type=int, default=200, help="drawing prompts (other figures scale with it; default 200)")
+    p.add_argument("--out", help="also write the full report (with failures) to this JSON file")
+    p.add_argument("--show-failures", type=int, default=0, metavar="K", help="print the first K failures")
+    add_model_args(p)
+    add_sampling_args(p)
+    p.set_defaults(func=cmd_bench_world)
 
     from .space import add_space_parser
     from .ui import add_ui_parser

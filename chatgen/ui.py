@@ -646,7 +646,7 @@ def add_ui_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for everyone on the network)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860, or the next free one)")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
-    p.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools (needs: pip install 'gradio[mcp]')")
+    p.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools (needs: pip install -e '.[mcp]')")
     p.add_argument("--concurrency", type=int, default=1, metavar="N", help="how many replies are generated at once (default 1); more requests wait in the queue")
     p.add_argument("--api-sessions", type=int, default=256, metavar="N", help="how many API sessions the server keeps (least recently used dropped)")
     p.set_defaults(func=cmd_ui)
@@ -680,7 +680,7 @@ def cmd_ui(args) -> int:
     if args.port is not None and not 0 < args.port < 65536:
         raise ChatgenError(f"--port must be between 1 and 65535, got {args.port}")
     if args.mcp and importlib.util.find_spec("mcp") is None:
-        raise ChatgenError("--mcp needs the MCP extra: pip install 'gradio[mcp]'")
+        raise ChatgenError("--mcp needs the MCP extra: pip install 'mcp>=1.21,<2' (or pip install -e '.[mcp]')")
     demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())
     return 0

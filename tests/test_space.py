@@ -115,4 +115,4 @@ def test_ui_cli_rejects_bad_values(capsys):
 
     if importlib.util.find_spec("mcp") is None:
         assert main(["ui", "--mcp"]) == 2
-        assert "gradio[mcp]" in capsys.readouterr().err
+        assert "mcp>=1.21,<2" in capsys.readouterr().err

@@ -14,14 +14,14 @@ from chatgen.train.vq import VQTrainConfig, build_vq, collect_tiles
 from chatgen.vocab import JointVocab
 
 TINY_VQ = VQTrainConfig(channels=(32, 32, 32), codebook=1024, embed_dim=8, scenes=200, warmup=4, steps=8, batch=32, restart_every=4)
-TINY_LM = LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=6, batch=4, warmup=2, save_every=3)
+TINY_LM = LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=6, batch_tokens=600, warmup=2, save_every=3)
 
 
 def probe_backend(sp):
     vq = build_vq(TINY_VQ).eval()
     vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=TINY_VQ.codebook, grid_h=6, grid_w=6)
     lm = build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab)
-    return NativeBackend(lm, vq, sp, NativeConfig(vocab=vocab, image_size=96, tile=16))
+    return NativeBackend(lm, vq, sp, NativeConfig(vocab=vocab, image_size=96, tile=16, unshuffle=TINY_VQ.unshuffle))
 
 
 def test_tokenizer_round_trips_world_text_and_anything_else():
@@ -76,7 +76,7 @@ def test_lm_training_lowers_the_loss_and_resumes(tmp_path):
     b = probe_backend(sp)
     enc = DialogueEncoder(sp, b.vocab, TileCodebook(b))
     logs = []
-    cfg = LMTrainConfig(**{**TINY_LM.__dict__, "steps": 40, "lr": 5e-3, "batch": 4})
+    cfg = LMTrainConfig(**{**TINY_LM.__dict__, "steps": 40, "lr": 5e-3})
     model, report = train_lm(cfg, enc, tmp_path, log=logs.append)
     losses = [float(l.split("loss ")[1].split()[0]) for l in logs if "loss" in l]
     assert losses[-1] < losses[0] - 0.5
@@ -91,7 +91,7 @@ def test_train_all_writes_a_loadable_checkpoint(tmp_path):
     from chatgen.assistant import Assistant
     from chatgen.train.pipeline import TrainConfig, train_all
 
-    cfg = TrainConfig(text_vocab=400, tokenizer_dialogues=200, vq=TINY_VQ, lm=TINY_LM)
+    cfg = TrainConfig(text_vocab=400, tokenizer_dialogues=200, vq=TINY_VQ, lm=TINY_LM, psnr_scenes=5)
     folder = train_all(tmp_path / "model", tmp_path / "run", cfg, log=lambda m: None)
     b = NativeBackend.from_pretrained(folder)
     assert b.config.tile == 16 and b.vocab.grid_h == 6 and "vq_psnr_db" in b.config.extra

@@ -31,7 +31,7 @@ class LMTrainConfig:
     intermediate: int = 768  # MLP width
     max_context: int = 1024  # positions
     steps: int = 3000  # optimiser steps
-    batch: int = 32  # dialogues per step
+    batch_tokens: int = 6144  # padded tokens per step (batches group dialogues of similar length)
     max_len: int = 640  # longer dialogues are skipped
     lr: float = 1.5e-3  # peak learning rate
     warmup: int = 150  # linear warm-up steps
@@ -83,21 +83,20 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
     if state is not None:
         opt.load_state_dict(state["opt"])
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"lm: {n_params / 1e6:.2f}M parameters, steps {start}->{cfg.steps}, batch {cfg.batch}, device {dev}")
+    log(f"lm: {n_params / 1e6:.2f}M parameters, steps {start}->{cfg.steps}, {cfg.batch_tokens} tokens per batch, device {dev}")
     model.train()
     t0, tokens, seen = time.perf_counter(), 0, 0
+    pending: list = []
 
     def save(step):
         model.save_pretrained(run / "lm")
         torch.save({"step": step, "rng": rng, "opt": opt.state_dict(), "config": asdict(cfg)}, state_file)
 
     for step in range(start + 1, cfg.steps + 1):
-        # 2. A batch of fresh dialogues.
-        examples = []
-        while len(examples) < cfg.batch:
-            e = encoder.encode(sample_dialogue(rng))
-            if len(e.ids) <= cfg.max_len:
-                examples.append(e)
+        # 2. A batch of fresh dialogues of similar length (little padding).
+        if not pending:
+            pending = _length_buckets(encoder, rng, cfg)
+        examples = pending.pop()
         ids, att, labels = (t.to(dev) for t in collate(examples, encoder.vocab.pad))
         # 3. Warm-up then cosine decay to 10%, over the steps or the time budget, whichever ends first.
         progress = step / cfg.steps
@@ -125,3 +124,23 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
             break
     save(step)
     return model.cpu().eval(), {"steps": step, "tokens": tokens, "params": n_params, "minutes": round((time.perf_counter() - t0) / 60, 1)}
+
+
+def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainConfig, pool: int = 512) -> list[list]:
+    """Sample `pool` dialogues, sort them by length and cut them into batches of about
+    `batch_tokens` padded tokens; returned in random order."""
+    examples = []
+    while len(examples) < pool:
+        e = encoder.encode(sample_dialogue(rng))
+        if len(e.ids) <= cfg.max_len:
+            examples.append(e)
+    examples.sort(key=lambda e: len(e.ids))
+    batches, current = [], []
+    for e in examples:
+        if current and len(e.ids) * (len(current) + 1) > cfg.batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(e)
+    batches.append(current)
+    rng.shuffle(batches)
+    return batches

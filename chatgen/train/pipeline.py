@@ -39,6 +39,7 @@ class TrainConfig:
     vq: VQTrainConfig = field(default_factory=VQTrainConfig)  # the tile VQ-VAE
     lm: LMTrainConfig = field(default_factory=LMTrainConfig)  # the language model
     seed: int = 0  # data seed of every stage
+    psnr_scenes: int = 200  # held-out renders the VQ's reconstruction PSNR is measured on
 
 
 def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> float:
@@ -77,7 +78,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=s, grid_w=s)
     config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, unshuffle=cfg.vq.unshuffle, model_name="chatgen-world")
     probe = NativeBackend(build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab), vq, sp, config)
-    quality = vq_psnr(probe)
+    quality = vq_psnr(probe, n=cfg.psnr_scenes)
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
     # 3. Language model.
     encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
