@@ -213,8 +213,8 @@ def test_two_clients_never_see_each_other(server):
 
 
 def test_mcp_server_lists_the_endpoints_as_tools(tiny_dir):
-    """`chatgen ui --mcp`: gradio serves the public endpoints as MCP tools (needs `gradio[mcp]`)."""
-    pytest.importorskip("mcp", reason="the MCP extra is not installed (pip install 'gradio[mcp]')")
+    """`chatgen ui --mcp`: gradio serves the public endpoints as MCP tools (needs the `mcp` extra)."""
+    pytest.importorskip("mcp", reason="the MCP extra is not installed (pip install -e '.[mcp]')")
     import httpx
 
     from chatgen.assistant import Assistant
