@@ -30,8 +30,7 @@ from PIL import Image
 from .. import world
 from ..assistant import Assistant
 from ..conversation import Message, Session, Turn
-
-HELDOUT_SEED = 10_000_000  # the first seed of held-out dialogues
+from .pipeline import HELDOUT_SEED  # the first seed of held-out dialogues
 
 
 @dataclass
