@@ -217,7 +217,15 @@ def cmd_train(args) -> int:
         cfg.lm = LMTrainConfig(steps=args.lm_steps)
     if args.minutes:
         cfg.lm.minutes = args.minutes
-    train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device)
+    if args.lr:
+        cfg.lm.lr = args.lr
+    if args.warmup is not None:
+        cfg.lm.warmup = args.warmup
+    if args.seed is not None:
+        cfg.seed = cfg.lm.seed = args.seed
+    if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
+        raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
+    train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
     return 0
 
 
@@ -284,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", help="where stages and LM checkpoints are kept (default: OUT.run)")
     p.add_argument("--lm-steps", type=int, help="language model optimiser steps (default 3000)")
     p.add_argument("--minutes", type=float, help="stop the language model after this many minutes")
+    p.add_argument("--lr", type=float, help="language model peak learning rate (default 1.5e-3)")
+    p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
+    p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
+    p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)
 

@@ -97,3 +97,25 @@ def test_train_all_writes_a_loadable_checkpoint(tmp_path):
     assert b.config.tile == 16 and b.vocab.grid_h == 6 and "vq_psnr_db" in b.config.extra
     r = Assistant(b).respond(Session(), "draw a dog", {"seed": 0, "max_new_tokens": 50})
     assert r.image is None or r.image.size == (96, 96)
+    # Continuing from that checkpoint keeps its tokenizer and VQ-VAE, starts the LM from its
+    # weights, and records the history.
+    before = {n: p.clone() for n, p in b.lm.named_parameters()}
+    folder2 = train_all(tmp_path / "model2", tmp_path / "run2", TrainConfig(lm=TINY_LM, psnr_scenes=5), log=lambda m: None, init_from=folder)
+    b2 = NativeBackend.from_pretrained(folder2)
+    assert (folder2 / "tokenizer.model").read_bytes() == (folder / "tokenizer.model").read_bytes()
+    assert all(torch.equal(p, q) for p, q in zip(b.vq.state_dict().values(), b2.vq.state_dict().values()))
+    moved = [torch.dist(p, before[n]).item() for n, p in b2.lm.named_parameters()]
+    assert 0 < max(moved) < 1.0  # trained further from the old weights, not from a fresh init
+    extra = b2.config.extra
+    assert extra["continued_from"]["lm"]["steps"] == TINY_LM.steps and extra["lm"]["steps"] == TINY_LM.steps
+    assert extra["total_train_minutes"] >= extra["train_minutes"]
+
+
+def test_train_refuses_a_bad_init_folder(tmp_path, capsys):
+    from chatgen.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "m"), "--init-from", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a chatgen native checkpoint" in err
+    assert main(["train", "--out", str(tmp_path), "--init-from", str(tmp_path)]) == 2
+    assert "different folders" in capsys.readouterr().err

@@ -61,8 +61,11 @@ def build_lm(cfg: LMTrainConfig, vocab):
     )
 
 
-def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print):
-    """Train (or resume) in `run_dir`; returns the model on the CPU in eval mode."""
+def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print, init=None):
+    """Train (or resume) in `run_dir`; returns the model on the CPU in eval mode.
+
+    `init`: a trained causal LM to continue from (fresh optimiser and schedule) when the run
+    has no checkpoint yet; its architecture replaces the one in `cfg`."""
     from transformers import AutoModelForCausalLM
 
     # 1. Model, optimiser, and the last checkpoint if there is one.
@@ -76,7 +79,8 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
         state = torch.load(state_file, weights_only=False)
         start, rng = state["step"], state["rng"]
     else:
-        model, start, rng, state = build_lm(cfg, encoder.vocab).to(dev), 0, random.Random(cfg.seed), None
+        model = init if init is not None else build_lm(cfg, encoder.vocab)
+        model, start, rng, state = model.to(dev), 0, random.Random(cfg.seed), None
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))

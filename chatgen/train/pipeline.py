@@ -21,6 +21,7 @@ import torch
 
 from .. import world
 from ..backends.native import NativeBackend, NativeConfig
+from ..errors import ChatgenError
 from ..vocab import JointVocab
 from .data import DialogueEncoder, TileCodebook
 from .lm import LMTrainConfig, build_lm, train_lm
@@ -42,6 +43,24 @@ class TrainConfig:
     psnr_scenes: int = 200  # held-out renders the VQ's reconstruction PSNR is measured on
 
 
+def _adopt(folder: Path, run: Path, log) -> tuple[object, dict]:
+    """Copy a checkpoint's tokenizer and VQ-VAE into the run folder (so stages 1-2 are skipped)
+    and load its language model; returns the model and the checkpoint's training facts."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    if not (folder / "config.json").is_file() or not (folder / "lm").is_dir() or not (folder / "vq").is_dir():
+        raise ChatgenError(f"--init-from {folder} is not a chatgen native checkpoint folder (config.json, lm/ and vq/ are needed).")
+    if not (run / "tokenizer.model").is_file():
+        shutil.copyfile(folder / "tokenizer.model", run / "tokenizer.model")
+    if not (run / "vq").is_dir():
+        shutil.copytree(folder / "vq", run / "vq")
+    extra = json.loads((folder / "config.json").read_text()).get("extra", {})
+    log(f"continuing from {folder} ({extra.get('total_train_minutes', extra.get('train_minutes', '?'))} min of training so far)")
+    return AutoModelForCausalLM.from_pretrained(folder / "lm"), {k: v for k, v in extra.items() if k != "recipe"} | {"folder": str(folder)}
+
+
 def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> float:
     """Mean reconstruction PSNR (dB) through encode -> decode on held-out random scenes."""
     rng = random.Random(seed)
@@ -53,11 +72,18 @@ def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> f
     return float(np.mean(vals))
 
 
-def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConfig(), device: str | None = None, log=print) -> Path:
+def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConfig(), device: str | None = None, log=print, init_from: str | Path | None = None) -> Path:
+    """Every stage into `run_dir`, then the checkpoint into `out`.
+
+    `init_from`: a native checkpoint folder to continue training: its tokenizer and VQ-VAE are
+    kept as they are and its language model is trained further with a fresh schedule."""
     run = Path(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     (run / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
+    init_lm, before = None, None
+    if init_from is not None:
+        init_lm, before = _adopt(Path(init_from), run, log)
     # 1. Tokenizer.
     sp_file = run / "tokenizer.model"
     if not sp_file.is_file():
@@ -82,9 +108,13 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
     # 3. Language model.
     encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
-    lm, report = train_lm(cfg.lm, encoder, run, device=device, log=log)
-    # 4. The checkpoint.
-    config.extra = {"vq_psnr_db": round(quality, 2), "lm": report, "train_minutes": round((time.perf_counter() - t0) / 60, 1), "recipe": json.loads((run / "recipe.json").read_text())}
+    lm, report = train_lm(cfg.lm, encoder, run, device=device, log=log, init=init_lm)
+    # 4. The checkpoint (with the history of the runs it continues, if any).
+    minutes = round((time.perf_counter() - t0) / 60, 1)
+    config.extra = {"vq_psnr_db": round(quality, 2), "lm": report, "train_minutes": minutes, "recipe": json.loads((run / "recipe.json").read_text())}
+    if before is not None:
+        config.extra["continued_from"] = before
+        config.extra["total_train_minutes"] = round(minutes + float(before.get("total_train_minutes", before.get("train_minutes", 0.0))), 1)
     folder = NativeBackend(lm, vq, sp, config).save_pretrained(out)
     log(f"saved the model to {folder} ({config.extra['train_minutes']} min)")
     return folder

@@ -304,7 +304,7 @@ def say_draw(rng: random.Random, mentions: list[tuple[str, tuple[int, int] | Non
         return f"{where}, {rng.choice(_LEAD_VERBS)} {objs}"  # "on a grass background, put a dog left"
     if background and roll < 0.32:
         kind = rng.choice(["scene", "picture", "image"])
-        return _polite(rng, f"{rng.choice(_DRAW_VERBS[:6])} a {rng.choice(_BG_SCENE[background])} {kind} with {objs}", False)
+        return _polite(rng, f"{rng.choice(_DRAW_VERBS[:6])} {_a(rng.choice(_BG_SCENE[background]))} {kind} with {objs}", False)
     if roll < 0.42:
         return f"{rng.choice(_DRAW_STATEMENT_VERBS)} {objs}{tail}"
     if roll < 0.5:
