@@ -35,6 +35,13 @@ from .images import check_image, load_image, mask_from_image, save_png
 log = logging.getLogger(__name__)
 
 
+def _refuse_while_busy(state) -> bool:
+    """True (after telling the user) when a reply is still streaming in this tab."""
+    if state.busy:
+        gr.Warning("a reply is still being generated: wait for it or press Stop")
+    return state.busy
+
+
 class _Gradio:
     """`gr.X` imports gradio on first use, so `chatgen --help` does not pay for it."""
 
@@ -322,8 +329,7 @@ class ChatUI:
                 gr.Info(info)
             return self.view(state, box=gr.update(value=box, interactive=True))
 
-        if state.busy:
-            gr.Warning("a reply is still being generated: wait for it or press Stop")
+        if _refuse_while_busy(state):
             yield self.view(state)
             return
         # 1. Check everything before the conversation changes on screen.
@@ -422,8 +428,7 @@ class ChatUI:
         """Answer the last message again with a new seed; the old answer stays as a branch."""
         state = self.state(state)
         s = state.session
-        if state.busy:
-            gr.Warning("a reply is still being generated: wait for it or press Stop")
+        if _refuse_while_busy(state):
             yield self.view(state)
             return
         if s.head is None:
@@ -439,8 +444,7 @@ class ChatUI:
         """Edit an earlier message: the conversation branches before it and continues with the new text."""
         state = self.state(state)
         s = state.session
-        if state.busy:
-            gr.Warning("a reply is still being generated: wait for it or press Stop")
+        if _refuse_while_busy(state):
             yield self.view(state)
             return
         if isinstance(index, (tuple, list)):
@@ -505,8 +509,7 @@ class ChatUI:
     def import_session(self, state, file) -> tuple:
         """Replace the conversation by an uploaded session zip."""
         state = self.state(state)
-        if state.busy:
-            gr.Warning("a reply is still being generated: wait for it or press Stop")
+        if _refuse_while_busy(state):
             return self.view(state)
         try:
             path = file.get("path") if isinstance(file, dict) else getattr(file, "name", file)
@@ -522,8 +525,7 @@ class ChatUI:
 
     def _change(self, state, fn, replace: Session | None = None) -> tuple:
         state = self.state(state)
-        if state.busy:
-            gr.Warning("a reply is still being generated: wait for it or press Stop")
+        if _refuse_while_busy(state):
             return self.view(state)
         try:
             fn(state.session)
