@@ -210,7 +210,7 @@ def cmd_chat(args) -> int:
 
 def cmd_train(args) -> int:
     from .train.lm import LMTrainConfig
-    from .train.pipeline import TrainConfig, train_all
+    from .train.pipeline import LMRestart, TrainConfig, train_all
 
     cfg = TrainConfig()
     if args.lm_steps:
@@ -223,6 +223,7 @@ def cmd_train(args) -> int:
         cfg.lm.warmup = args.warmup
     if args.seed is not None:
         cfg.seed = cfg.lm.seed = args.seed
+    cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
     train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
@@ -295,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="language model peak learning rate (default 1.5e-3)")
     p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
+    p.add_argument("--restart", type=float, action="append", metavar="MINUTES", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES; repeatable")
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)

@@ -89,12 +89,18 @@ def test_lm_training_lowers_the_loss_and_resumes(tmp_path):
 
 def test_train_all_writes_a_loadable_checkpoint(tmp_path):
     from chatgen.assistant import Assistant
-    from chatgen.train.pipeline import TrainConfig, train_all
+    from chatgen.train.pipeline import LMRestart, TrainConfig, train_all
 
-    cfg = TrainConfig(text_vocab=400, tokenizer_dialogues=200, vq=TINY_VQ, lm=TINY_LM, psnr_scenes=5)
+    cfg = TrainConfig(text_vocab=400, tokenizer_dialogues=200, vq=TINY_VQ, lm=TINY_LM, psnr_scenes=5, restarts=[LMRestart(minutes=5)])
     folder = train_all(tmp_path / "model", tmp_path / "run", cfg, log=lambda m: None)
     b = NativeBackend.from_pretrained(folder)
     assert b.config.tile == 16 and b.vocab.grid_h == 6 and "vq_psnr_db" in b.config.extra
+    assert b.config.extra["lm"]["steps"] == 2 * TINY_LM.steps  # the first run and one warm restart
+    # A rerun finds every stage finished and writes the same model without training.
+    lines = []
+    again = NativeBackend.from_pretrained(train_all(tmp_path / "model", tmp_path / "run", cfg, log=lines.append))
+    assert not [m for m in lines if m.startswith("lm step")]
+    assert all(torch.equal(p, q) for p, q in zip(b.lm.state_dict().values(), again.lm.state_dict().values()))
     r = Assistant(b).respond(Session(), "draw a dog", {"seed": 0, "max_new_tokens": 50})
     assert r.image is None or r.image.size == (96, 96)
     # Continuing from that checkpoint keeps its tokenizer and VQ-VAE, starts the LM from its
@@ -107,7 +113,7 @@ def test_train_all_writes_a_loadable_checkpoint(tmp_path):
     moved = [torch.dist(p, before[n]).item() for n, p in b2.lm.named_parameters()]
     assert 0 < max(moved) < 1.0  # trained further from the old weights, not from a fresh init
     extra = b2.config.extra
-    assert extra["continued_from"]["lm"]["steps"] == TINY_LM.steps and extra["lm"]["steps"] == TINY_LM.steps
+    assert extra["continued_from"]["lm"]["steps"] == 2 * TINY_LM.steps and extra["lm"]["steps"] == TINY_LM.steps
     assert extra["total_train_minutes"] >= extra["train_minutes"]
 
 

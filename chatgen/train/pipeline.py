@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,16 @@ HELDOUT_SEED = 10_000_000  # scenes and dialogues from here on are never used in
 
 
 @dataclass
+class LMRestart:
+    """A warm restart: the language model trained further with a fresh warm-up and cosine
+    schedule (and fresh data: seed + restart number)."""
+
+    minutes: float  # wall-time budget of this restart
+    lr: float = 8e-4  # its peak learning rate
+    warmup: int = 30  # its warm-up steps
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe of the embedded model."""
 
@@ -40,7 +50,21 @@ class TrainConfig:
     vq: VQTrainConfig = field(default_factory=VQTrainConfig)  # the tile VQ-VAE
     lm: LMTrainConfig = field(default_factory=LMTrainConfig)  # the language model
     seed: int = 0  # data seed of every stage
+    restarts: list[LMRestart] = field(default_factory=list)  # warm restarts of the LM schedule after the first run
     psnr_scenes: int = 200  # held-out renders the VQ's reconstruction PSNR is measured on
+
+
+def _lm_phase(cfg: LMTrainConfig, encoder: DialogueEncoder, run: Path, device, log, init) -> tuple[object, dict]:
+    """One LM training run in `run`, or its result when it finished before (so a rerun resumes)."""
+    from transformers import AutoModelForCausalLM
+
+    done = run / "done.json"
+    if done.is_file():
+        log(f"lm: {run} is finished, reusing it")
+        return AutoModelForCausalLM.from_pretrained(run / "lm").eval(), json.loads(done.read_text())
+    lm, report = train_lm(cfg, encoder, run, device=device, log=log, init=init)
+    done.write_text(json.dumps(report))
+    return lm, report
 
 
 def _adopt(folder: Path, run: Path, log) -> tuple[object, dict]:
@@ -108,7 +132,12 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
     # 3. Language model.
     encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
-    lm, report = train_lm(cfg.lm, encoder, run, device=device, log=log, init=init_lm)
+    lm, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
+    for i, r in enumerate(cfg.restarts, 1):
+        log(f"lm: warm restart {i} of {len(cfg.restarts)} ({r.minutes} min, peak lr {r.lr})")
+        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i)
+        lm, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm)
+        report = {"steps": report["steps"] + rep["steps"], "tokens": report["tokens"] + rep["tokens"], "params": rep["params"], "minutes": round(report["minutes"] + rep["minutes"], 1)}
     # 4. The checkpoint (with the history of the runs it continues, if any).
     minutes = round((time.perf_counter() - t0) / 60, 1)
     config.extra = {"vq_psnr_db": round(quality, 2), "lm": report, "train_minutes": minutes, "recipe": json.loads((run / "recipe.json").read_text())}
