@@ -211,6 +211,7 @@ def cmd_chat(args) -> int:
 def cmd_train(args) -> int:
     from .train.lm import LMTrainConfig
     from .train.pipeline import LMRestart, TrainConfig, train_all
+    from .world.dialogue import KINDS
 
     cfg = TrainConfig()
     if args.lm_steps:
@@ -223,7 +224,15 @@ def cmd_train(args) -> int:
         cfg.lm.warmup = args.warmup
     if args.seed is not None:
         cfg.seed = cfg.lm.seed = args.seed
-    cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
+    focus = tuple(k.strip() for k in (args.focus or "").split(",") if k.strip())
+    unknown = [k for k in focus if k not in KINDS]
+    if unknown:
+        raise ChatgenError(f"--focus: unknown turn kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}.")
+    if focus and args.restart:
+        cfg.restarts = [LMRestart(minutes=m) for m in args.restart[:-1]] + [LMRestart(minutes=args.restart[-1], focus=focus)]
+    else:
+        cfg.lm.focus = focus
+        cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
     train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
@@ -288,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_args(p)
     p.set_defaults(func=cmd_chat)
 
+    from .world.dialogue import KINDS
+
     p = sub.add_parser("train", help="train the embedded model from scratch", description="Train the tokenizer, the tile VQ-VAE and the language model on the synthetic world and write a native checkpoint. Uses a CUDA GPU when one is present. A run folder keeps every stage, so an interrupted run resumes.")
     p.add_argument("--out", required=True, help="the checkpoint folder to write")
     p.add_argument("--run-dir", help="where stages and LM checkpoints are kept (default: OUT.run)")
@@ -297,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
     p.add_argument("--restart", type=float, action="append", metavar="MINUTES", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES; repeatable")
+    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (half the data as single turns), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)

@@ -1,6 +1,7 @@
 """The training pipeline on tiny settings: every stage runs, and its pieces agree with chat time."""
 
 import random
+import re
 
 import torch
 
@@ -125,3 +126,22 @@ def test_train_refuses_a_bad_init_folder(tmp_path, capsys):
     assert err.count("\n") == 0 and "not a chatgen native checkpoint" in err
     assert main(["train", "--out", str(tmp_path), "--init-from", str(tmp_path)]) == 2
     assert "different folders" in capsys.readouterr().err
+
+
+def test_focus_weights_the_mixture_and_empty_focus_keeps_it():
+    plain = [sample_dialogue(random.Random(3)) for _ in range(1)]
+    assert sample_dialogue(random.Random(3), ()) == plain[0]  # the shipped recipe's stream is unchanged
+    rng = random.Random(0)
+    single = [sample_dialogue(rng, ("ask_count",)) for _ in range(200)]
+    counts = sum(1 for d in single if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text))
+    assert counts >= 85  # about half are focused single turns (plus the mixture's own)
+    assert sum(1 for d in (sample_dialogue(rng) for _ in range(200)) if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) < 30
+
+
+def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
+    from chatgen.cli import main
+
+    assert main(["train", "--out", str(tmp_path / "m"), "--focus", "ask_count,juggling"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'juggling'" in err and "ask_count" in err
+    assert not (tmp_path / "m").exists()

@@ -39,6 +39,7 @@ class LMTrainConfig:
     save_every: int = 200  # steps between checkpoints
     seed: int = 0  # data sampling and init seed
     minutes: float = 0.0  # >0: stop after this wall time (the schedule still ends at `steps`)
+    focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
 
 
 def build_lm(cfg: LMTrainConfig, vocab):
@@ -135,7 +136,7 @@ def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainCo
     `batch_tokens` padded tokens; returned in random order."""
     examples = []
     while len(examples) < pool:
-        e = encoder.encode(sample_dialogue(rng))
+        e = encoder.encode(sample_dialogue(rng, tuple(cfg.focus)))
         if len(e.ids) <= cfg.max_len:
             examples.append(e)
     examples.sort(key=lambda e: len(e.ids))

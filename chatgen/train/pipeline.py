@@ -39,6 +39,7 @@ class LMRestart:
     minutes: float  # wall-time budget of this restart
     lr: float = 8e-4  # its peak learning rate
     warmup: int = 30  # its warm-up steps
+    focus: tuple[str, ...] = ()  # turn kinds it samples more often (empty: the first run's mixture)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     lm, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
     for i, r in enumerate(cfg.restarts, 1):
         log(f"lm: warm restart {i} of {len(cfg.restarts)} ({r.minutes} min, peak lr {r.lr})")
-        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i)
+        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=tuple(r.focus))
         lm, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm)
         report = {"steps": report["steps"] + rep["steps"], "tokens": report["tokens"] + rep["tokens"], "params": rep["params"], "minutes": round(report["minutes"] + rep["minutes"], 1)}
     # 4. The checkpoint (with the history of the runs it continues, if any).
