@@ -228,11 +228,8 @@ def cmd_train(args) -> int:
     unknown = [k for k in focus if k not in KINDS]
     if unknown:
         raise ChatgenError(f"--focus: unknown turn kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}.")
-    if focus and args.restart:
-        cfg.restarts = [LMRestart(minutes=m) for m in args.restart[:-1]] + [LMRestart(minutes=args.restart[-1], focus=focus)]
-    else:
-        cfg.lm.focus = focus
-        cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
+    cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
+    (cfg.restarts[-1] if cfg.restarts else cfg.lm).focus = focus  # the last LM run gets the focus
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
     train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)

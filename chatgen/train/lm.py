@@ -62,11 +62,11 @@ def build_lm(cfg: LMTrainConfig, vocab):
     )
 
 
-def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print, init=None):
+def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print, init: str | Path | None = None):
     """Train (or resume) in `run_dir`; returns the model on the CPU in eval mode.
 
-    `init`: a trained causal LM to continue from (fresh optimiser and schedule) when the run
-    has no checkpoint yet; its architecture replaces the one in `cfg`."""
+    `init`: the folder of a trained causal LM to continue from (fresh optimiser and schedule)
+    when the run has no checkpoint yet; its architecture replaces the one in `cfg`."""
     from transformers import AutoModelForCausalLM
 
     # 1. Model, optimiser, and the last checkpoint if there is one.
@@ -80,7 +80,7 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
         state = torch.load(state_file, weights_only=False)
         start, rng = state["step"], state["rng"]
     else:
-        model = init if init is not None else build_lm(cfg, encoder.vocab)
+        model = AutoModelForCausalLM.from_pretrained(init) if init is not None else build_lm(cfg, encoder.vocab)
         model, start, rng, state = model.to(dev), 0, random.Random(cfg.seed), None
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -136,7 +136,7 @@ def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainCo
     `batch_tokens` padded tokens; returned in random order."""
     examples = []
     while len(examples) < pool:
-        e = encoder.encode(sample_dialogue(rng, tuple(cfg.focus)))
+        e = encoder.encode(sample_dialogue(rng, cfg.focus))
         if len(e.ids) <= cfg.max_len:
             examples.append(e)
     examples.sort(key=lambda e: len(e.ids))

@@ -55,25 +55,21 @@ class TrainConfig:
     psnr_scenes: int = 200  # held-out renders the VQ's reconstruction PSNR is measured on
 
 
-def _lm_phase(cfg: LMTrainConfig, encoder: DialogueEncoder, run: Path, device, log, init) -> tuple[object, dict]:
-    """One LM training run in `run`, or its result when it finished before (so a rerun resumes)."""
-    from transformers import AutoModelForCausalLM
-
+def _lm_phase(cfg: LMTrainConfig, encoder: DialogueEncoder, run: Path, device, log, init: Path | None) -> tuple[Path, dict]:
+    """One LM training run in `run` (continuing the LM in folder `init`, if given); returns the
+    folder of its LM and its report. A run that finished before is not trained again."""
     done = run / "done.json"
     if done.is_file():
         log(f"lm: {run} is finished, reusing it")
-        return AutoModelForCausalLM.from_pretrained(run / "lm").eval(), json.loads(done.read_text())
-    lm, report = train_lm(cfg, encoder, run, device=device, log=log, init=init)
-    done.write_text(json.dumps(report))
-    return lm, report
+    else:
+        done.write_text(json.dumps(train_lm(cfg, encoder, run, device=device, log=log, init=init)[1]))
+    return run / "lm", json.loads(done.read_text())
 
 
-def _adopt(folder: Path, run: Path, log) -> tuple[object, dict]:
-    """Copy a checkpoint's tokenizer and VQ-VAE into the run folder (so stages 1-2 are skipped)
-    and load its language model; returns the model and the checkpoint's training facts."""
+def _adopt(folder: Path, run: Path, log) -> tuple[Path, dict]:
+    """Copy a checkpoint's tokenizer and VQ-VAE into the run folder (so stages 1-2 are skipped);
+    returns the folder of its language model and the checkpoint's training facts."""
     import shutil
-
-    from transformers import AutoModelForCausalLM
 
     if not (folder / "config.json").is_file() or not (folder / "lm").is_dir() or not (folder / "vq").is_dir():
         raise ChatgenError(f"--init-from {folder} is not a chatgen native checkpoint folder (config.json, lm/ and vq/ are needed).")
@@ -83,7 +79,7 @@ def _adopt(folder: Path, run: Path, log) -> tuple[object, dict]:
         shutil.copytree(folder / "vq", run / "vq")
     extra = json.loads((folder / "config.json").read_text()).get("extra", {})
     log(f"continuing from {folder} ({extra.get('total_train_minutes', extra.get('train_minutes', '?'))} min of training so far)")
-    return AutoModelForCausalLM.from_pretrained(folder / "lm"), {k: v for k, v in extra.items() if k != "recipe"} | {"folder": str(folder)}
+    return folder / "lm", {k: v for k, v in extra.items() if k != "recipe"} | {"folder": str(folder)}
 
 
 def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> float:
@@ -118,6 +114,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     sp = spm.SentencePieceProcessor(model_file=str(sp_file))
     # 2. VQ-VAE.
     from diffusers import VQModel
+    from transformers import AutoModelForCausalLM
 
     if not (run / "vq" / "config.json").is_file():
         from .vq import train_vq
@@ -133,12 +130,13 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
     # 3. Language model.
     encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
-    lm, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
+    lm_dir, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
     for i, r in enumerate(cfg.restarts, 1):
         log(f"lm: warm restart {i} of {len(cfg.restarts)} ({r.minutes} min, peak lr {r.lr})")
-        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=tuple(r.focus))
-        lm, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm)
+        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=r.focus)
+        lm_dir, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm_dir)
         report = {"steps": report["steps"] + rep["steps"], "tokens": report["tokens"] + rep["tokens"], "params": rep["params"], "minutes": round(report["minutes"] + rep["minutes"], 1)}
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
     # 4. The checkpoint (with the history of the runs it continues, if any).
     minutes = round((time.perf_counter() - t0) / 60, 1)
     config.extra = {"vq_psnr_db": round(quality, 2), "lm": report, "train_minutes": minutes, "recipe": json.loads((run / "recipe.json").read_text())}
