@@ -228,8 +228,11 @@ def cmd_train(args) -> int:
     unknown = [k for k in focus if k not in KINDS]
     if unknown:
         raise ChatgenError(f"--focus: unknown turn kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}.")
+    if not 0.0 < args.focus_share <= 1.0:
+        raise ChatgenError(f"--focus-share must be above 0 and at most 1 (got {args.focus_share}).")
     cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
-    (cfg.restarts[-1] if cfg.restarts else cfg.lm).focus = focus  # the last LM run gets the focus
+    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets the focus
+    last.focus, last.focus_share = focus, args.focus_share
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
     train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
@@ -305,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
     p.add_argument("--restart", type=float, action="append", metavar="MINUTES", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES; repeatable")
-    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (half the data as single turns), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
+    p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused single turns (default 0.5)")
+    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data as single turns), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)

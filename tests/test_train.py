@@ -136,6 +136,8 @@ def test_focus_weights_the_mixture_and_empty_focus_keeps_it():
     counts = sum(1 for d in single if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text))
     assert counts >= 85  # about half are focused single turns (plus the mixture's own)
     assert sum(1 for d in (sample_dialogue(rng) for _ in range(200)) if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) < 30
+    heavy = [sample_dialogue(rng, ("ask_count",), share=0.9) for _ in range(200)]
+    assert sum(1 for d in heavy if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) >= 165
 
 
 def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
@@ -144,4 +146,6 @@ def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "m"), "--focus", "ask_count,juggling"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'juggling'" in err and "ask_count" in err
+    assert main(["train", "--out", str(tmp_path / "m"), "--focus", "ask_count", "--focus-share", "1.5"]) == 2
+    assert "--focus-share must be above 0 and at most 1" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()

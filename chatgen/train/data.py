@@ -17,13 +17,13 @@ from .. import world
 from ..vocab import JointVocab
 
 
-def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = ()) -> "world.Dialogue":
+def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: float = 0.5) -> "world.Dialogue":
     """The training mixture: mixed dialogues, single turns of every kind, and edit chains.
 
-    `focus`: turn kinds (from `world.KINDS`) that get half of the samples as single turns on
-    top of that mixture (for a warm restart aimed at weak kinds); empty keeps the mixture and
-    its random stream exactly as they were."""
-    if focus and rng.random() < 0.5:
+    `focus`: turn kinds (from `world.KINDS`) that get a `share` of the samples (half by default)
+    as single turns on top of that mixture (for a warm restart aimed at weak kinds); empty
+    keeps the mixture and its random stream exactly as they were."""
+    if focus and rng.random() < share:
         return world.generate_turn_of_kind(rng, rng.choice(focus))
     r = rng.random()
     if r < 0.45:

@@ -40,6 +40,7 @@ class LMTrainConfig:
     seed: int = 0  # data sampling and init seed
     minutes: float = 0.0  # >0: stop after this wall time (the schedule still ends at `steps`)
     focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
+    focus_share: float = 0.5  # the share of samples that are focused single turns
 
 
 def build_lm(cfg: LMTrainConfig, vocab):
@@ -136,7 +137,7 @@ def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainCo
     `batch_tokens` padded tokens; returned in random order."""
     examples = []
     while len(examples) < pool:
-        e = encoder.encode(sample_dialogue(rng, cfg.focus))
+        e = encoder.encode(sample_dialogue(rng, cfg.focus, cfg.focus_share))
         if len(e.ids) <= cfg.max_len:
             examples.append(e)
     examples.sort(key=lambda e: len(e.ids))

@@ -40,6 +40,7 @@ class LMRestart:
     lr: float = 8e-4  # its peak learning rate
     warmup: int = 30  # its warm-up steps
     focus: tuple[str, ...] = ()  # turn kinds it samples more often (empty: the first run's mixture)
+    focus_share: float = 0.5  # the share of samples that are focused single turns
 
 
 @dataclass
@@ -133,7 +134,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     lm_dir, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
     for i, r in enumerate(cfg.restarts, 1):
         log(f"lm: warm restart {i} of {len(cfg.restarts)} ({r.minutes} min, peak lr {r.lr})")
-        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=r.focus)
+        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=r.focus, focus_share=r.focus_share)
         lm_dir, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm_dir)
         report = {"steps": report["steps"] + rep["steps"], "tokens": report["tokens"] + rep["tokens"], "params": rep["params"], "minutes": round(report["minutes"] + rep["minutes"], 1)}
     lm = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
