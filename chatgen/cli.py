@@ -208,9 +208,27 @@ def cmd_chat(args) -> int:
             print(f"error: {e}")
 
 
+def _restart_spec(spec: str, kinds) -> "LMRestart":
+    """`MINUTES[:KIND,...[@SHARE]]` -> a warm restart, with its own focus if one is given."""
+    from .train.pipeline import LMRestart
+
+    minutes, _, rest = spec.partition(":")
+    kinds_part, _, share = rest.partition("@")
+    try:
+        r = LMRestart(minutes=float(minutes), focus_share=float(share) if share else 0.5)
+    except ValueError:
+        raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE], e.g. 15:ask_is_there@1.0.") from None
+    r.focus = tuple(k.strip() for k in kinds_part.split(",") if k.strip())
+    bad = [k for k in r.focus if k not in kinds]
+    if r.minutes <= 0 or not 0.0 < r.focus_share <= 1.0 or bad:
+        why = f"unknown turn kind {bad[0]!r}" if bad else "MINUTES must be above 0 and SHARE above 0 and at most 1"
+        raise ChatgenError(f"--restart {spec!r}: {why}.")
+    return r
+
+
 def cmd_train(args) -> int:
     from .train.lm import LMTrainConfig
-    from .train.pipeline import LMRestart, TrainConfig, train_all
+    from .train.pipeline import TrainConfig, train_all
     from .world.dialogue import KINDS
 
     cfg = TrainConfig()
@@ -230,9 +248,10 @@ def cmd_train(args) -> int:
         raise ChatgenError(f"--focus: unknown turn kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}.")
     if not 0.0 < args.focus_share <= 1.0:
         raise ChatgenError(f"--focus-share must be above 0 and at most 1 (got {args.focus_share}).")
-    cfg.restarts = [LMRestart(minutes=m) for m in args.restart or []]
-    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets the focus
-    last.focus, last.focus_share = focus, args.focus_share
+    cfg.restarts = [_restart_spec(r, KINDS) for r in args.restart or []]
+    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus, unless it has its own
+    if focus and not last.focus:
+        last.focus, last.focus_share = focus, args.focus_share
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
     train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
@@ -307,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="language model peak learning rate (default 1.5e-3)")
     p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
-    p.add_argument("--restart", type=float, action="append", metavar="MINUTES", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES; repeatable")
+    p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0; repeatable")
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused single turns (default 0.5)")
     p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data as single turns), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")

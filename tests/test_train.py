@@ -149,3 +149,19 @@ def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "m"), "--focus", "ask_count", "--focus-share", "1.5"]) == 2
     assert "--focus-share must be above 0 and at most 1" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_restart_takes_its_own_focus(tmp_path, capsys):
+    from chatgen.cli import _restart_spec, main
+    from chatgen.world import KINDS
+
+    plain = _restart_spec("30", KINDS)
+    assert (plain.minutes, plain.focus) == (30.0, ())
+    focused = _restart_spec("15:ask_is_there,ask_count@1.0", KINDS)
+    assert (focused.minutes, focused.focus, focused.focus_share) == (15.0, ("ask_is_there", "ask_count"), 1.0)
+    assert _restart_spec("20:clarify", KINDS).focus_share == 0.5
+    for bad, words in [("ten", "write MINUTES"), ("15:juggling", "'juggling'"), ("15:clarify@2", "at most 1"), ("0", "above 0")]:
+        assert main(["train", "--out", str(tmp_path / "m"), "--restart", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and words in err, err
+    assert not (tmp_path / "m").exists()
