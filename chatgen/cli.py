@@ -249,8 +249,10 @@ def cmd_train(args) -> int:
     if not 0.0 < args.focus_share <= 1.0:
         raise ChatgenError(f"--focus-share must be above 0 and at most 1 (got {args.focus_share}).")
     cfg.restarts = [_restart_spec(r, KINDS) for r in args.restart or []]
-    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus, unless it has its own
-    if focus and not last.focus:
+    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
+    if focus and last.focus:
+        raise ChatgenError("--focus goes to the last restart, which has its own focus; give the focus in one place.")
+    if focus:
         last.focus, last.focus_share = focus, args.focus_share
     if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
         raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")

@@ -164,4 +164,6 @@ def test_restart_takes_its_own_focus(tmp_path, capsys):
         assert main(["train", "--out", str(tmp_path / "m"), "--restart", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and words in err, err
+    assert main(["train", "--out", str(tmp_path / "m"), "--focus", "clarify", "--restart", "15:ask_count"]) == 2
+    assert "give the focus in one place" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
