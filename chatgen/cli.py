@@ -208,28 +208,38 @@ def cmd_chat(args) -> int:
             print(f"error: {e}")
 
 
-def _restart_spec(spec: str, kinds) -> "LMRestart":
+def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> tuple[str, ...]:
+    """Turn kinds from `KIND,...` text, checked, and a checked share of the data for them."""
+    from .world.dialogue import KINDS
+
+    focus = tuple(k.strip() for k in kinds_text.split(",") if k.strip())
+    bad = [k for k in focus if k not in KINDS]
+    if bad:
+        raise ChatgenError(f"{kinds_flag}: unknown turn kind {bad[0]!r}; the kinds are {', '.join(KINDS)}.")
+    if not 0.0 < share <= 1.0:
+        raise ChatgenError(f"{share_flag} must be above 0 and at most 1 (got {share}).")
+    return focus
+
+
+def _restart_spec(spec: str) -> "LMRestart":
     """`MINUTES[:KIND,...[@SHARE]]` -> a warm restart, with its own focus if one is given."""
     from .train.pipeline import LMRestart
 
     minutes, _, rest = spec.partition(":")
-    kinds_part, _, share = rest.partition("@")
+    kinds_text, _, share = rest.partition("@")
     try:
         r = LMRestart(minutes=float(minutes), focus_share=float(share) if share else 0.5)
     except ValueError:
         raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE], e.g. 15:ask_is_there@1.0.") from None
-    r.focus = tuple(k.strip() for k in kinds_part.split(",") if k.strip())
-    bad = [k for k in r.focus if k not in kinds]
-    if r.minutes <= 0 or not 0.0 < r.focus_share <= 1.0 or bad:
-        why = f"unknown turn kind {bad[0]!r}" if bad else "MINUTES must be above 0 and SHARE above 0 and at most 1"
-        raise ChatgenError(f"--restart {spec!r}: {why}.")
+    if r.minutes <= 0:
+        raise ChatgenError(f"--restart {spec!r}: MINUTES must be above 0.")
+    r.focus = _focus(kinds_text, r.focus_share, f"--restart {spec!r}", f"--restart {spec!r}: SHARE")
     return r
 
 
 def cmd_train(args) -> int:
     from .train.lm import LMTrainConfig
     from .train.pipeline import TrainConfig, train_all
-    from .world.dialogue import KINDS
 
     cfg = TrainConfig()
     if args.lm_steps:
@@ -242,13 +252,8 @@ def cmd_train(args) -> int:
         cfg.lm.warmup = args.warmup
     if args.seed is not None:
         cfg.seed = cfg.lm.seed = args.seed
-    focus = tuple(k.strip() for k in (args.focus or "").split(",") if k.strip())
-    unknown = [k for k in focus if k not in KINDS]
-    if unknown:
-        raise ChatgenError(f"--focus: unknown turn kind {unknown[0]!r}; the kinds are {', '.join(KINDS)}.")
-    if not 0.0 < args.focus_share <= 1.0:
-        raise ChatgenError(f"--focus-share must be above 0 and at most 1 (got {args.focus_share}).")
-    cfg.restarts = [_restart_spec(r, KINDS) for r in args.restart or []]
+    focus = _focus(args.focus or "", args.focus_share, "--focus", "--focus-share")
+    cfg.restarts = [_restart_spec(r) for r in args.restart or []]
     last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
     if focus and last.focus:
         raise ChatgenError("--focus goes to the last restart, which has its own focus; give the focus in one place.")

@@ -153,13 +153,12 @@ def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
 
 def test_restart_takes_its_own_focus(tmp_path, capsys):
     from chatgen.cli import _restart_spec, main
-    from chatgen.world import KINDS
 
-    plain = _restart_spec("30", KINDS)
+    plain = _restart_spec("30")
     assert (plain.minutes, plain.focus) == (30.0, ())
-    focused = _restart_spec("15:ask_is_there,ask_count@1.0", KINDS)
+    focused = _restart_spec("15:ask_is_there,ask_count@1.0")
     assert (focused.minutes, focused.focus, focused.focus_share) == (15.0, ("ask_is_there", "ask_count"), 1.0)
-    assert _restart_spec("20:clarify", KINDS).focus_share == 0.5
+    assert _restart_spec("20:clarify").focus_share == 0.5
     for bad, words in [("ten", "write MINUTES"), ("15:juggling", "'juggling'"), ("15:clarify@2", "at most 1"), ("0", "above 0")]:
         assert main(["train", "--out", str(tmp_path / "m"), "--restart", bad]) == 2
         err = capsys.readouterr().err.strip()
