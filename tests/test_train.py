@@ -140,6 +140,20 @@ def test_focus_weights_the_mixture_and_empty_focus_keeps_it():
     assert sum(1 for d in heavy if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) >= 165
 
 
+def test_clarify_focus_pairs_questions_with_edits_that_must_not_ask():
+    rng = random.Random(0)
+    turns = [sample_dialogue(rng, ("clarify",), share=1.0).turns for _ in range(200)]
+    asks = [t for t in turns if t[1].kind == "clarify"]
+    edits = [t for t in turns if t[1].kind in ("replace", "remove", "move")]
+    assert 70 <= len(asks) <= 130 and len(asks) + len(edits) == 200
+    for t in edits:  # the same kind of scene, and the reply is the edit, not a question
+        scene, target = t[0].reply_scene, t[1].meta["edit"]["target"]["cls"]
+        assert any(scene.count(o.cls) > 1 for o in scene.objects)
+        assert t[1].reply_scene is not None and t[1].reply_text.startswith("Done")
+        assert scene.count(target) == 1 or t[1].meta["explicit_place"]
+    assert sum(1 for t in edits if t[0].reply_scene.count(t[1].meta["edit"]["target"]["cls"]) == 1) >= 50  # mostly a class that is there once
+
+
 def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
     from chatgen.cli import main
 
