@@ -268,10 +268,14 @@ def cmd_train(args) -> int:
 def cmd_bench_world(args) -> int:
     import json
 
-    from .train.measure import run_bench
+    from .train.measure import SECTIONS, run_bench
 
+    only = tuple(x.strip() for x in args.only.split(",") if x.strip()) if args.only else SECTIONS
+    unknown = [x for x in only if x not in SECTIONS]
+    if unknown or not only:
+        raise ChatgenError(f"--only takes sections out of {', '.join(SECTIONS)}; got {args.only!r}.")
     assistant = load_assistant(args)
-    report = run_bench(assistant, n=args.n, params=sampling_from_args(args), log=lambda m: print(m, file=sys.stderr, flush=True))
+    report = run_bench(assistant, n=args.n, params=sampling_from_args(args), log=lambda m: print(m, file=sys.stderr, flush=True), only=only)
     text = json.dumps(report, indent=1)
     if args.out:
         Path(args.out).write_text(text)
@@ -344,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=200, help="drawing prompts (other figures scale with it; default 200)")
     p.add_argument("--out", help="also write the full report (with failures) to this JSON file")
     p.add_argument("--show-failures", type=int, default=0, metavar="K", help="print the first K failures")
+    p.add_argument("--only", metavar="SECTION,...", help="run only these sections, for a quicker look: draw, edit, chain3, ask, clarify (with its unambiguous counterpart), out_of_world")
     add_model_args(p)
     add_sampling_args(p)
     p.set_defaults(func=cmd_bench_world)

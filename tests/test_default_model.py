@@ -53,3 +53,17 @@ def test_ci_eval_subset_does_not_regress(tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0, out.out + out.err
     assert (tmp_path / "report" / "index.html").is_file()
+
+
+def test_bench_world_runs_only_the_sections_asked(capsys):
+    import json
+
+    from chatgen.cli import main
+
+    assert main(["bench-world", "--n", "10", "--only", "ask,clarify", "--temperature", "0"]) == 0
+    rates = json.loads(capsys.readouterr().out)["rates"]
+    assert {"ask", "clarify", "unambiguous"} <= set(rates) and not {"draw", "edit", "chain3", "out_of_world"} & set(rates)
+    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert main(["bench-world", "--only", "ask,juggling"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--only takes sections out of draw, edit" in err

@@ -31,7 +31,7 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     if focus and rng.random() < share:
         kind = rng.choice(focus)
         if kind == "clarify" and rng.random() < 0.5:
-            return _edit_beside_a_repeat(rng)
+            return world.generate_unambiguous_edit(rng)
         return world.generate_turn_of_kind(rng, kind)
     r = rng.random()
     if r < 0.45:
@@ -39,19 +39,6 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     if r < 0.85:
         return world.generate_turn_of_kind(rng, rng.choice(world.KINDS))
     return world.generate_edit_chain(rng, n_edits=rng.randint(2, 5), allow_clarify=rng.random() < 0.3)
-
-
-def _edit_beside_a_repeat(rng: random.Random) -> "world.Dialogue":
-    """A replace/remove/move edit on a scene with a repeated class, done without a question:
-    two times in three on a class that is there once (the user needs not say which), else on
-    the repeated class with its place said."""
-    unique = rng.random() < 2 / 3
-    for _ in range(50):
-        scene = world.scene_for_kind(rng, "clarify")
-        d = world.generate_turn_of_kind(rng, rng.choice(("replace", "remove", "move")), scene=scene)
-        if (scene.count(d.turns[-1].meta["edit"]["target"]["cls"]) == 1) == unique:
-            break
-    return d
 
 
 class TileCodebook:

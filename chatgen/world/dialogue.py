@@ -492,6 +492,21 @@ def generate_turn_of_kind(rng: random.Random | int, kind: str, scene: Scene | No
     return Dialogue(turns)
 
 
+def generate_unambiguous_edit(rng: random.Random | int) -> Dialogue:
+    """The counterpart of a "clarify" dialogue: a drawing with a repeated class, then a
+    replace/remove/move edit that must be done without a question: two times in three on a
+    class that is there once (the user needs not say which), else on the repeated class with
+    its place said."""
+    rng = _rng(rng)
+    unique = rng.random() < 2 / 3
+    for _ in range(50):
+        scene = scene_for_kind(rng, "clarify")
+        d = generate_turn_of_kind(rng, rng.choice(("replace", "remove", "move")), scene=scene)
+        if (scene.count(d.turns[-1].meta["edit"]["target"]["cls"]) == 1) == unique:
+            break
+    return d
+
+
 def generate_edit_chain(rng: random.Random | int, n_edits: int = 3, allow_clarify: bool = False) -> Dialogue:
     """A drawing followed by `n_edits` edits of random kinds, each on the latest image.
     With `allow_clarify`, an edit may take two turns (question and answer)."""
