@@ -237,6 +237,25 @@ def _restart_spec(spec: str) -> "LMRestart":
     return r
 
 
+def _lm_size(lm, args) -> None:
+    """--layers / --hidden / --batch-tokens into the language model's config (heads 32 wide,
+    half as many key/value heads, MLP 3x the width, as in the shipped model)."""
+    if (args.layers is not None or args.hidden is not None) and args.init_from:
+        raise ChatgenError("--layers and --hidden size a new model; a model continued with --init-from keeps its own size.")
+    if args.layers is not None:
+        if args.layers < 1:
+            raise ChatgenError(f"--layers must be at least 1; got {args.layers}.")
+        lm.layers = args.layers
+    if args.hidden is not None:
+        if args.hidden < 64 or args.hidden % 64:
+            raise ChatgenError(f"--hidden must be a multiple of 64 (attention heads are 32 wide); got {args.hidden}.")
+        lm.hidden, lm.heads, lm.kv_heads, lm.intermediate = args.hidden, args.hidden // 32, args.hidden // 64, 3 * args.hidden
+    if args.batch_tokens is not None:
+        if args.batch_tokens < lm.max_len:
+            raise ChatgenError(f"--batch-tokens must be at least {lm.max_len} (one dialogue); got {args.batch_tokens}.")
+        lm.batch_tokens = args.batch_tokens
+
+
 def cmd_train(args) -> int:
     from .train.lm import LMTrainConfig
     from .train.pipeline import TrainConfig, train_all
@@ -252,6 +271,7 @@ def cmd_train(args) -> int:
         cfg.lm.warmup = args.warmup
     if args.seed is not None:
         cfg.seed = cfg.lm.seed = args.seed
+    _lm_size(cfg.lm, args)
     focus = _focus(args.focus or "", args.focus_share, "--focus", "--focus-share")
     cfg.restarts = [_restart_spec(r) for r in args.restart or []]
     last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
@@ -341,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused single turns (default 0.5)")
     p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data as single turns), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
+    p.add_argument("--layers", type=int, help="transformer blocks of a new language model (default 6)")
+    p.add_argument("--hidden", type=int, help="width of a new language model, a multiple of 64 (default 256; heads are 32 wide)")
+    p.add_argument("--batch-tokens", type=int, help="padded tokens per optimiser step (default 6144; a GPU takes more)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=cmd_train)
 

@@ -180,3 +180,23 @@ def test_restart_takes_its_own_focus(tmp_path, capsys):
     assert main(["train", "--out", str(tmp_path / "m"), "--focus", "clarify", "--restart", "15:ask_count"]) == 2
     assert "give the focus in one place" in capsys.readouterr().err
     assert not (tmp_path / "m").exists()
+
+
+def test_train_sizes_a_new_model_and_refuses_bad_sizes(tmp_path, capsys, monkeypatch):
+    import chatgen.train.pipeline as pipeline
+    from chatgen.cli import main
+
+    seen = []
+    monkeypatch.setattr(pipeline, "train_all", lambda out, run, cfg, **kw: seen.append(cfg))
+    assert main(["train", "--out", str(tmp_path / "m"), "--layers", "12", "--hidden", "384", "--batch-tokens", "20000"]) == 0
+    lm = seen[0].lm
+    assert (lm.layers, lm.hidden, lm.heads, lm.kv_heads, lm.intermediate, lm.batch_tokens) == (12, 384, 12, 6, 1152, 20000)
+    model = build_lm(lm, JointVocab(text_size=400, codebook_size=1024, grid_h=6, grid_w=6))
+    assert model.config.num_hidden_layers == 12 and model.config.hidden_size == 384
+    for bad, says in [(["--hidden", "100"], "--hidden must be a multiple of 64"), (["--layers", "0"], "--layers must be at least 1"),
+                      (["--batch-tokens", "100"], "--batch-tokens must be at least"),
+                      (["--layers", "12", "--init-from", str(tmp_path)], "keeps its own size")]:
+        assert main(["train", "--out", str(tmp_path / "m"), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and says in err
+    assert len(seen) == 1
