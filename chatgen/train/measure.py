@@ -119,7 +119,8 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
         turn = d.turns[-1]
         ok, why = _scene_check(_send(assistant, Session(), turn, params, tally), turn.reply_scene)
         tally.add("draw", ok, turn.user, why)
-    log(f"draw done ({time.perf_counter() - t_start:.0f}s)")
+    if "draw" in only:
+        log(f"draw done ({time.perf_counter() - t_start:.0f}s)")
     # 2. Single edits of each kind, from the correct previous picture.
     for k, kind in enumerate(world.EDIT_KINDS if "edit" in only else ()):
         for i in range(per_kind):
@@ -135,7 +136,8 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
                 l1 = preserve_l1(world.render(prev), reply.image, changed_slots(prev, turn.reply_scene))
                 if l1 is not None:
                     tally.l1.append(l1)
-    log(f"edits done ({time.perf_counter() - t_start:.0f}s)")
+    if "edit" in only:
+        log(f"edits done ({time.perf_counter() - t_start:.0f}s)")
     # 3. Chains: a drawing and 3 edits, each turn on the model's own previous output.
     for i in range(max(1, n // 2) if "chain3" in only else 0):
         d = world.generate_edit_chain(seed + 900_000 + i, n_edits=3)
@@ -144,7 +146,8 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
             reply = _send(assistant, s, turn, params, tally)
         ok, why = _scene_check(reply, d.turns[-1].reply_scene)
         tally.add("chain3", ok, " / ".join(t.user for t in d.turns), why)
-    log(f"chains done ({time.perf_counter() - t_start:.0f}s)")
+    if "chain3" in only:
+        log(f"chains done ({time.perf_counter() - t_start:.0f}s)")
     # 4. Questions, ambiguous edits, out-of-world requests.
     for k, kind in enumerate(world.ASK_KINDS if "ask" in only else ()):
         for i in range(per_kind // 2):

@@ -495,7 +495,7 @@ def generate_turn_of_kind(rng: random.Random | int, kind: str, scene: Scene | No
 def generate_unambiguous_edit(rng: random.Random | int) -> Dialogue:
     """The counterpart of a "clarify" dialogue: a drawing with a repeated class, then a
     replace/remove/move edit that must be done without a question: two times in three on a
-    class that is there once (the user needs not say which), else on the repeated class with
+    class that is there once (the user need not say which), else on the repeated class with
     its place said."""
     rng = _rng(rng)
     unique = rng.random() < 2 / 3
