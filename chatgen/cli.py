@@ -208,11 +208,16 @@ def cmd_chat(args) -> int:
             print(f"error: {e}")
 
 
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """"a, b,,c" -> ("a", "b", "c")."""
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
 def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> tuple[str, ...]:
     """Turn kinds from `KIND,...` text, checked, and a checked share of the data for them."""
     from .world.dialogue import KINDS
 
-    focus = tuple(k.strip() for k in kinds_text.split(",") if k.strip())
+    focus = comma_list(kinds_text)
     bad = [k for k in focus if k not in KINDS]
     if bad:
         raise ChatgenError(f"{kinds_flag}: unknown turn kind {bad[0]!r}; the kinds are {', '.join(KINDS)}.")
@@ -290,7 +295,7 @@ def cmd_bench_world(args) -> int:
 
     from .train.measure import SECTIONS, run_bench
 
-    only = tuple(x.strip() for x in args.only.split(",") if x.strip()) if args.only else SECTIONS
+    only = comma_list(args.only) if args.only else SECTIONS
     unknown = [x for x in only if x not in SECTIONS]
     if unknown or not only:
         raise ChatgenError(f"--only takes sections out of {', '.join(SECTIONS)}; got {args.only!r}.")

@@ -36,7 +36,7 @@ def add_eval_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_eval(args) -> int:
-    from chatgen.cli import load_assistant, sampling_from_args
+    from chatgen.cli import comma_list, load_assistant, sampling_from_args
 
     from .clip import ClipScorer
     from .report import summarize, write_report
@@ -51,7 +51,7 @@ def cmd_eval(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ChatgenError(f"--out must be a folder, but {out} is a file")
-    tags = [t.strip() for t in args.tags.split(",") if t.strip()] if args.tags else None
+    tags = list(comma_list(args.tags)) if args.tags else None
     dialogues = load_suite(args.paths, tags=tags, limit=args.limit)
     # 2. Load the parts.
     clip = ClipScorer.from_pretrained(args.clip) if args.clip else None

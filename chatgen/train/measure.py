@@ -105,30 +105,28 @@ def preserve_l1(prev: Image.Image, new: Image.Image, changed: set) -> float | No
     return float(np.abs(a - b)[keep].mean()) if keep.any() else None
 
 
-SECTIONS: tuple[str, ...] = ("draw", "edit", "chain3", "ask", "clarify", "out_of_world")
+def _after(turns) -> Session:
+    """A session holding `turns` as if the model had answered them."""
+    s = Session()
+    _seed_turns(s, turns)
+    return s
 
 
-def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, params: dict | None = None, log=print, only: tuple[str, ...] = SECTIONS) -> dict:
-    params = {"temperature": 0.0, "seed": 0, **(params or {})}
-    tally = Tally()
-    per_kind = max(1, n // 5)
-    t_start = time.perf_counter()
-    # 1. Text to image: n drawing requests.
-    for i in range(n if "draw" in only else 0):
-        d = world.generate_turn_of_kind(seed + i, "draw")
-        turn = d.turns[-1]
+def _draw(assistant, n, seed, params, tally) -> None:
+    """Text to image: n drawing requests."""
+    for i in range(n):
+        turn = world.generate_turn_of_kind(seed + i, "draw").turns[-1]
         ok, why = _scene_check(_send(assistant, Session(), turn, params, tally), turn.reply_scene)
         tally.add("draw", ok, turn.user, why)
-    if "draw" in only:
-        log(f"draw done ({time.perf_counter() - t_start:.0f}s)")
-    # 2. Single edits of each kind, from the correct previous picture.
-    for k, kind in enumerate(world.EDIT_KINDS if "edit" in only else ()):
-        for i in range(per_kind):
+
+
+def _edit(assistant, n, seed, params, tally) -> None:
+    """Single edits of each kind (n/5 each), from the correct previous picture."""
+    for k, kind in enumerate(world.EDIT_KINDS):
+        for i in range(max(1, n // 5)):
             d = world.generate_turn_of_kind(seed + 100_000 * (k + 1) + i, kind)
-            s = Session()
-            _seed_turns(s, d.turns[:-1])
             turn = d.turns[-1]
-            reply = _send(assistant, s, turn, params, tally)
+            reply = _send(assistant, _after(d.turns[:-1]), turn, params, tally)
             ok, why = _scene_check(reply, turn.reply_scene)
             tally.add(f"edit.{kind}", ok, turn.user, why)
             prev = d.turns[-2].reply_scene or d.turns[-2].upload
@@ -136,32 +134,35 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
                 l1 = preserve_l1(world.render(prev), reply.image, changed_slots(prev, turn.reply_scene))
                 if l1 is not None:
                     tally.l1.append(l1)
-    if "edit" in only:
-        log(f"edits done ({time.perf_counter() - t_start:.0f}s)")
-    # 3. Chains: a drawing and 3 edits, each turn on the model's own previous output.
-    for i in range(max(1, n // 2) if "chain3" in only else 0):
+
+
+def _chain3(assistant, n, seed, params, tally) -> None:
+    """Chains: a drawing and 3 edits, each turn on the model's own previous output."""
+    for i in range(max(1, n // 2)):
         d = world.generate_edit_chain(seed + 900_000 + i, n_edits=3)
         s = Session()
         for turn in d.turns:
             reply = _send(assistant, s, turn, params, tally)
         ok, why = _scene_check(reply, d.turns[-1].reply_scene)
         tally.add("chain3", ok, " / ".join(t.user for t in d.turns), why)
-    if "chain3" in only:
-        log(f"chains done ({time.perf_counter() - t_start:.0f}s)")
-    # 4. Questions, ambiguous edits, out-of-world requests.
-    for k, kind in enumerate(world.ASK_KINDS if "ask" in only else ()):
-        for i in range(per_kind // 2):
+
+
+def _ask(assistant, n, seed, params, tally) -> None:
+    """Questions of each kind (n/10 each) about the correct picture."""
+    for k, kind in enumerate(world.ASK_KINDS):
+        for i in range(max(1, n // 5) // 2):
             d = world.generate_turn_of_kind(seed + 2_000_000 + 100_000 * k + i, kind)
-            s = Session()
-            _seed_turns(s, d.turns[:-1])
             turn = d.turns[-1]
-            reply = _send(assistant, s, turn, params, tally)
+            reply = _send(assistant, _after(d.turns[:-1]), turn, params, tally)
             ok = reply.image is None and _norm(reply.text) == _norm(turn.reply_text)
             tally.add("ask", ok, turn.user, f"expected {turn.reply_text!r} got {reply.text!r}")
-    for i in range(n // 2 if "clarify" in only else 0):
+
+
+def _clarify(assistant, n, seed, params, tally) -> None:
+    """Ambiguous edits (then the answer to the question), and as many unambiguous ones."""
+    for i in range(n // 2):
         d = world.generate_turn_of_kind(seed + 3_000_000 + i, "clarify")
-        s = Session()
-        _seed_turns(s, d.turns[:1])
+        s = _after(d.turns[:1])
         ask, resolve = d.turns[1], d.turns[2]
         reply = _send(assistant, s, ask, params, tally)
         ok = reply.image is None and reply.text.strip().endswith("?")
@@ -169,17 +170,32 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
         if ok:
             ok2, why = _scene_check(_send(assistant, s, resolve, params, tally), resolve.reply_scene)
             tally.add("resolve", ok2, resolve.user, why)
-    for i in range(n // 2 if "clarify" in only else 0):
+    for i in range(n // 2):
         d = world.generate_unambiguous_edit(seed + 5_000_000 + i)
-        s = Session()
-        _seed_turns(s, d.turns[:1])
-        ok, why = _scene_check(_send(assistant, s, d.turns[1], params, tally), d.turns[1].reply_scene)
+        ok, why = _scene_check(_send(assistant, _after(d.turns[:1]), d.turns[1], params, tally), d.turns[1].reply_scene)
         tally.add("unambiguous", ok, d.turns[1].user, why)
-    for i in range(n // 2 if "out_of_world" in only else 0):
-        d = world.generate_turn_of_kind(seed + 4_000_000 + i, "out_of_world")
-        turn = d.turns[-1]
+
+
+def _out_of_world(assistant, n, seed, params, tally) -> None:
+    """Requests for things outside the world: a text reply and no image."""
+    for i in range(n // 2):
+        turn = world.generate_turn_of_kind(seed + 4_000_000 + i, "out_of_world").turns[-1]
         reply = _send(assistant, Session(), turn, params, tally)
         tally.add("out_of_world", reply.image is None and bool(reply.text.strip()), turn.user, f"got {reply.text!r} image={reply.image is not None}")
+
+
+_SECTION_RUNS = {"draw": _draw, "edit": _edit, "chain3": _chain3, "ask": _ask, "clarify": _clarify, "out_of_world": _out_of_world}
+SECTIONS: tuple[str, ...] = tuple(_SECTION_RUNS)
+
+
+def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, params: dict | None = None, log=print, only: tuple[str, ...] = SECTIONS) -> dict:
+    params = {"temperature": 0.0, "seed": 0, **(params or {})}
+    tally = Tally()
+    t_start = time.perf_counter()
+    for name in SECTIONS:
+        if name in only:
+            _SECTION_RUNS[name](assistant, n, seed, params, tally)
+            log(f"{name} done ({time.perf_counter() - t_start:.0f}s)")
     # 5. Summary.
     rates = {k: round(p / t, 4) for k, (p, t) in tally.ok.items()}
     edits = [tally.ok[f"edit.{k}"] for k in world.EDIT_KINDS if f"edit.{k}" in tally.ok]
