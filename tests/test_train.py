@@ -3,6 +3,7 @@
 import random
 import re
 
+import pytest
 import torch
 
 from chatgen import world
@@ -131,13 +132,29 @@ def test_train_refuses_a_bad_init_folder(tmp_path, capsys):
 def test_focus_weights_the_mixture_and_empty_focus_keeps_it():
     plain = [sample_dialogue(random.Random(3)) for _ in range(1)]
     assert sample_dialogue(random.Random(3), ()) == plain[0]  # the shipped recipe's stream is unchanged
+    count = re.compile(r"There (is|are) (no|none|one|two|three|four)\b")
+
+    def focused(d):  # a drawing, then only count questions about it
+        return len(d.turns) >= 2 and d.turns[0].kind == "draw" and all(t.kind == "ask_count" and count.match(t.reply_text) for t in d.turns[1:])
+
     rng = random.Random(0)
     single = [sample_dialogue(rng, ("ask_count",)) for _ in range(200)]
-    counts = sum(1 for d in single if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text))
-    assert counts >= 85  # about half are focused single turns (plus the mixture's own)
-    assert sum(1 for d in (sample_dialogue(rng) for _ in range(200)) if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) < 30
+    assert sum(map(focused, single)) >= 85  # about half are focused (plus the mixture's own)
+    assert sum(len(d.turns) - 1 for d in single if focused(d)) >= 2 * 85  # 1 to 4 questions per picture
+    assert sum(1 for d in (sample_dialogue(rng) for _ in range(200)) if focused(d)) < 30
     heavy = [sample_dialogue(rng, ("ask_count",), share=0.9) for _ in range(200)]
-    assert sum(1 for d in heavy if len(d.turns) == 2 and re.match(r"There (is|are) (no|one|two|three|four) ", d.turns[-1].reply_text)) >= 165
+    assert sum(map(focused, heavy)) >= 165
+
+
+def test_questions_about_one_picture_read_that_picture():
+    d = world.generate_questions(random.Random(5), ("ask_is_there", "ask_where"), n=4)
+    scene = d.turns[0].reply_scene
+    assert d.turns[0].kind == "draw" and len(d.turns) == 5
+    for t in d.turns[1:]:
+        assert t.kind in ("ask_is_there", "ask_where") and t.reply_scene is None
+        assert t.reply_text == world.answer_question(scene, t.kind, t.meta["target"])
+    with pytest.raises(ValueError, match="question kinds"):
+        world.generate_questions(random.Random(5), ("draw",))
 
 
 def test_clarify_focus_pairs_questions_with_edits_that_must_not_ask():

@@ -27,11 +27,17 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     A "clarify" focus is balanced: half its samples are the clarifying question, half an edit
     (replace, remove or move) on the same kind of scene (one with a repeated class) that must
     be done without asking: the user names a class that is there once, or says which one. A
-    model trained on clarifying questions alone learns to ask "Which X?" about everything."""
+    model trained on clarifying questions alone learns to ask "Which X?" about everything.
+
+    Focused question kinds come as a drawing and 1 to 4 questions about it (of the focused
+    question kinds): more readings per token trained, and the same picture read several ways."""
     if focus and rng.random() < share:
         kind = rng.choice(focus)
         if kind == "clarify" and rng.random() < 0.5:
             return world.generate_unambiguous_edit(rng)
+        if kind in world.ASK_KINDS:
+            asks = tuple(k for k in focus if k in world.ASK_KINDS)
+            return world.generate_questions(rng, asks, n=rng.randint(1, 4))
         return world.generate_turn_of_kind(rng, kind)
     r = rng.random()
     if r < 0.45:

@@ -8,7 +8,7 @@ image, `phrasing` and `dialogue` write the conversations about it.
 from chatgen.world.detect import Detection, detect, detect_slots, slot_accuracy
 from chatgen.world.dialogue import (
     ASK_KINDS, DEFAULT_BACKGROUND, EDIT_KINDS, KINDS, Dialogue, DTurn, Edit, State,
-    generate_dialogue, generate_edit_chain, generate_turn_of_kind, generate_unambiguous_edit,
+    generate_dialogue, generate_edit_chain, generate_questions, generate_turn_of_kind, generate_unambiguous_edit,
     next_turn, possible_kinds, scene_for_kind,
 )
 from chatgen.world.phrasing import (
@@ -25,7 +25,7 @@ __all__ = [
     "DEFAULT_SLOTS", "Detection", "Dialogue", "DTurn", "EDIT_KINDS", "Edit", "GRID", "KINDS",
     "MAX_OBJECTS", "MAX_PER_CLASS", "OUT_OF_WORLD", "Obj", "ROWS", "SLOT_PX", "Scene", "State",
     "answer_question", "background_tile", "contact_sheet", "describe", "detect", "detect_slots",
-    "draw_reply", "generate_dialogue", "generate_edit_chain", "generate_turn_of_kind",
+    "draw_reply", "generate_dialogue", "generate_edit_chain", "generate_questions", "generate_turn_of_kind",
     "generate_unambiguous_edit", "next_turn",
     "out_of_world_reply", "possible_kinds", "random_scene", "render", "render_array", "scene_for_kind",
     "slot_accuracy", "slot_name", "slot_phrase", "slots_of", "sprite",

@@ -507,6 +507,21 @@ def generate_unambiguous_edit(rng: random.Random | int) -> Dialogue:
     return d
 
 
+def generate_questions(rng: random.Random | int, kinds: tuple[str, ...] = ASK_KINDS, n: int = 3) -> Dialogue:
+    """A drawing of a random scene, then `n` questions about it, each of a kind from `kinds`:
+    several readings of one picture (the drawing's cost is shared by all of them)."""
+    rng = _rng(rng)
+    bad = [k for k in kinds if k not in ASK_KINDS]
+    if bad or not kinds or n < 1:
+        raise ValueError(f"kinds={kinds!r}, n={n}: need n >= 1 and question kinds from {ASK_KINDS}")
+    turn, state = _draw_turn(rng, State(), random_scene(rng))
+    turns = [turn]
+    for _ in range(n):
+        turn, state = _question_turn(rng, state, rng.choice(kinds))
+        turns.append(turn)
+    return Dialogue(turns)
+
+
 def generate_edit_chain(rng: random.Random | int, n_edits: int = 3, allow_clarify: bool = False) -> Dialogue:
     """A drawing followed by `n_edits` edits of random kinds, each on the latest image.
     With `allow_clarify`, an edit may take two turns (question and answer)."""
