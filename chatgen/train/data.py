@@ -21,7 +21,7 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     """The training mixture: mixed dialogues, single turns of every kind, and edit chains.
 
     `focus`: turn kinds (from `world.KINDS`) that get a `share` of the samples (half by default)
-    as single turns on top of that mixture (for a warm restart aimed at weak kinds); empty
+    as focused turns on top of that mixture (for a warm restart aimed at weak kinds); empty
     keeps the mixture and its random stream exactly as they were.
 
     A "clarify" focus is balanced: half its samples are the clarifying question, half an edit

@@ -40,7 +40,7 @@ class LMTrainConfig:
     seed: int = 0  # data sampling and init seed
     minutes: float = 0.0  # >0: stop after this wall time (the schedule still ends at `steps`)
     focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
-    focus_share: float = 0.5  # the share of samples that are focused single turns
+    focus_share: float = 0.5  # the share of samples that are focused turns
 
 
 def build_lm(cfg: LMTrainConfig, vocab):

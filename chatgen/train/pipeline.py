@@ -40,7 +40,7 @@ class LMRestart:
     lr: float = 8e-4  # its peak learning rate
     warmup: int = 30  # its warm-up steps
     focus: tuple[str, ...] = ()  # turn kinds it samples more often (empty: the first run's mixture)
-    focus_share: float = 0.5  # the share of samples that are focused single turns
+    focus_share: float = 0.5  # the share of samples that are focused turns
 
 
 @dataclass
