@@ -227,17 +227,19 @@ def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> t
 
 
 def _restart_spec(spec: str) -> "LMRestart":
-    """`MINUTES[:KIND,...[@SHARE]]` -> a warm restart, with its own focus if one is given."""
+    """`MINUTES[:KIND,...[@SHARE]][/LR]` -> a warm restart, with its own focus and peak
+    learning rate if given."""
     from .train.pipeline import LMRestart
 
-    minutes, _, rest = spec.partition(":")
+    head, _, lr = spec.partition("/")
+    minutes, _, rest = head.partition(":")
     kinds_text, _, share = rest.partition("@")
     try:
-        r = LMRestart(minutes=float(minutes), focus_share=float(share) if share else 0.5)
+        r = LMRestart(minutes=float(minutes), focus_share=float(share) if share else 0.5, lr=float(lr) if lr else 8e-4)
     except ValueError:
-        raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE], e.g. 15:ask_is_there@1.0.") from None
-    if r.minutes <= 0:
-        raise ChatgenError(f"--restart {spec!r}: MINUTES must be above 0.")
+        raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE][/LR], e.g. 15:ask_is_there@1.0 or 20:clarify@0.7/5e-4.") from None
+    if r.minutes <= 0 or r.lr <= 0:
+        raise ChatgenError(f"--restart {spec!r}: MINUTES and LR must be above 0.")
     r.focus = _focus(kinds_text, r.focus_share, f"--restart {spec!r}", f"--restart {spec!r}: SHARE")
     return r
 
@@ -362,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="language model peak learning rate (default 1.5e-3)")
     p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
-    p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0; repeatable")
+    p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]][/LR]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr LR, default 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0 or 24:clarify@0.7/5e-4; repeatable")
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused turns (default 0.5)")
     p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")

@@ -189,8 +189,11 @@ def test_restart_takes_its_own_focus(tmp_path, capsys):
     assert (plain.minutes, plain.focus) == (30.0, ())
     focused = _restart_spec("15:ask_is_there,ask_count@1.0")
     assert (focused.minutes, focused.focus, focused.focus_share) == (15.0, ("ask_is_there", "ask_count"), 1.0)
-    assert _restart_spec("20:clarify").focus_share == 0.5
-    for bad, words in [("ten", "write MINUTES"), ("15:juggling", "'juggling'"), ("15:clarify@2", "at most 1"), ("0", "above 0")]:
+    assert _restart_spec("20:clarify").focus_share == 0.5 and plain.lr == 8e-4
+    slow = _restart_spec("24:ask_what,clarify@0.7/5e-4")
+    assert (slow.minutes, slow.focus, slow.focus_share, slow.lr) == (24.0, ("ask_what", "clarify"), 0.7, 5e-4)
+    assert _restart_spec("10/1e-3").lr == 1e-3
+    for bad, words in [("ten", "write MINUTES"), ("15:juggling", "'juggling'"), ("15:clarify@2", "at most 1"), ("0", "above 0"), ("10/fast", "[/LR]"), ("10/0", "LR must be above 0")]:
         assert main(["train", "--out", str(tmp_path / "m"), "--restart", bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and words in err, err
