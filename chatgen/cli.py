@@ -235,7 +235,9 @@ def _restart_spec(spec: str) -> "LMRestart":
     minutes, _, rest = head.partition(":")
     kinds_text, _, share = rest.partition("@")
     try:
-        r = LMRestart(minutes=float(minutes), focus_share=float(share) if share else 0.5, lr=float(lr) if lr else 8e-4)
+        given = {"focus_share": float(share)} if share else {}
+        given |= {"lr": float(lr)} if lr else {}
+        r = LMRestart(minutes=float(minutes), **given)  # LMRestart's defaults for the rest
     except ValueError:
         raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE][/LR], e.g. 15:ask_is_there@1.0 or 20:clarify@0.7/5e-4.") from None
     if r.minutes <= 0 or r.lr <= 0:
