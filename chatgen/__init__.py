@@ -1,7 +1,8 @@
 """chatgen: a conversational image chat-editing assistant on one joint text+image transformer."""
 
 from .assistant import Assistant, Reply
-from .backends import GenerationParams, load_backend
+from .backends import load_backend
+from .params import GenerationParams
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .vocab import JointVocab

@@ -1,13 +1,14 @@
-"""One turn end to end: check the message, build the prompt, stream the reply, refine, store.
+"""One turn end to end: check the message, build the prompt, stream the reply, refine.
 
-`Assistant.respond(session, message)` is the single entry point every front end uses (UI, CLI,
-API, LangChain, evals). A turn is added to the session only when the reply finished; bad input
-or a cancel leaves the session exactly as it was.
+`Assistant.stream(session, message)` is the single entry point every front end uses (UI, CLI,
+API, LangChain, evals), and the one place where a message and its parameters are checked.
+It never changes the session: the final `Reply` carries the new `Turn`, and the caller stores
+it with `session.append(reply.turn)` (`respond` does that for scripts). Bad input raises at the
+call, before anything is generated; a cancelled reply carries no turn.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
@@ -18,10 +19,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .backends.base import Backend, Event, GenerationParams, ReplyDone
+from .backends.base import Backend
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
+from .events import Event, ReplyDone
 from .images import check_image, mask_from_image
+from .params import GenerationParams
 
 
 @dataclass
@@ -30,17 +33,26 @@ class Reply:
 
     text: str  # the reply text (may be empty when the reply is an image only)
     image: Image.Image | None  # the reply image, if any
-    turn_id: str | None  # the stored turn; None when the reply was cancelled
-    cancelled: bool = False  # stopped before the end; nothing was stored
+    turn: Turn | None  # the new turn, for the caller to append; None when the reply was cancelled
+    cancelled: bool = False  # stopped before the end; nothing is to be stored
     metadata: dict = field(default_factory=dict)  # model, seed, parameters, timings, token counts
 
-    def png_text(self) -> dict[str, str]:
-        """PNG tEXt chunks that let anyone reproduce the image."""
-        return {"chatgen": json.dumps(self.metadata, sort_keys=True)}
+    @property
+    def turn_id(self) -> str | None:
+        return self.turn.id if self.turn is not None else None
+
+
+
+@dataclass
+class Request:
+    """A checked turn request: what `Assistant.run` generates from."""
+
+    message: Message  # the normalised message (stripped text, RGB image, 'L' mask)
+    params: GenerationParams  # the turn's parameters over the defaults, checked, seed picked
 
 
 class Assistant:
-    """A backend (+ optional refiner) behind one `respond` call."""
+    """A backend (+ optional refiner) behind one `stream` call."""
 
     def __init__(self, backend: Backend, refiner=None, params: GenerationParams | None = None):
         self.backend = backend  # the joint-vocabulary model
@@ -69,6 +81,7 @@ class Assistant:
         return Message(text=text, image=image, mask=mask)
 
     def merge_params(self, params: GenerationParams | dict | None) -> GenerationParams:
+        """This turn's parameters over the assistant's defaults, checked, with a seed picked."""
         if params is None:
             p = replace(self.params)
         elif isinstance(params, dict):
@@ -84,26 +97,34 @@ class Assistant:
         return p
 
     # ---- one turn ----------------------------------------------------------------------------
+    def prepare(self, session: Session, message: Message | str, params: GenerationParams | dict | None = None) -> Request:
+        """Check a message and its parameters: the one place inputs are checked (one-sentence errors)."""
+        return Request(self.check_message(session, message), self.merge_params(params))
+
     def stream(self, session: Session, message: Message | str, params: GenerationParams | dict | None = None, cancel: threading.Event | None = None) -> Iterator[Event | Reply]:
-        """Yield the backend's events as they come, then the final `Reply` (the last item)."""
-        # 1. Check inputs (nothing has changed yet if this raises).
-        message = self.check_message(session, message)
-        p = self.merge_params(params)
+        """Check the inputs now (a bad one raises here, at the call), then return the turn's
+        stream: the backend's events as they come, then the final `Reply` (the last item)."""
+        return self.run(session, self.prepare(session, message, params), cancel)
+
+    def run(self, session: Session, request: Request, cancel: threading.Event | None = None) -> Iterator[Event | Reply]:
+        """Generate the reply to a checked request (see `stream`)."""
+        message, p = request.message, request.params
         t0 = time.perf_counter()
-        # 2. Build the prompt; a mask turns into a per-code keep grid over the edited image.
+        # 1. Build the prompt; a mask turns into a per-code keep grid over the edited image.
         prompt = self.backend.prompt(session, message)
         if message.mask is not None:
             prompt.source_codes = self._source_codes(session, message)
             prompt.keep = ~_mask_grid(message.mask, self.backend.vocab.grid_h, self.backend.vocab.grid_w)
         prep_s = time.perf_counter() - t0
-        # 3. Generate, passing every event through.
+        # 2. Generate, passing every event through.
         done: ReplyDone | None = None
         for ev in self.backend.stream(prompt, p, cancel=cancel):
             if isinstance(ev, ReplyDone):
                 done = ev
             yield ev
-        assert done is not None, "backend.stream must end with ReplyDone"
-        # 4. Refine the image (optional).
+        if done is None:
+            raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
+        # 3. Refine the image (optional).
         image, refine_s = done.image, 0.0
         if image is not None and self.refiner is not None and not done.cancelled:
             t1 = time.perf_counter()
@@ -117,9 +138,9 @@ class Assistant:
             "tokens": {k: done.stats[k] for k in ("prompt_tokens", "cached_tokens", "new_tokens", "image_tokens") if k in done.stats},
         }
         if done.cancelled:
-            yield Reply(text=done.text, image=image, turn_id=None, cancelled=True, metadata=metadata)
+            yield Reply(text=done.text, image=image, turn=None, cancelled=True, metadata=metadata)
             return
-        # 5. Store the turn; the reply's ids always end with <eot>.
+        # 4. The new turn, for the caller to store; the reply's ids always end with <eot>.
         reply_ids = list(done.reply_ids)
         if not reply_ids or reply_ids[-1] != self.backend.vocab.eot:
             reply_ids.append(self.backend.vocab.eot)
@@ -136,13 +157,14 @@ class Assistant:
             token_model=self.backend.name,
             params={**p.to_dict(), "metadata": metadata},
         )
-        session.append(turn)
-        yield Reply(text=done.text, image=image, turn_id=turn.id, metadata=metadata)
+        yield Reply(text=done.text, image=image, turn=turn, metadata=metadata)
 
     def respond(self, session: Session, message: Message | str, params: GenerationParams | dict | None = None, cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> Reply:
-        """Run one turn to the end and return the reply."""
+        """Run one turn to the end, store its turn in `session` (unless cancelled) and return the reply."""
         for item in self.stream(session, message, params, cancel):
             if isinstance(item, Reply):
+                if item.turn is not None:
+                    session.append(item.turn)
                 return item
             if on_event is not None:
                 on_event(item)
@@ -154,16 +176,14 @@ class Assistant:
         b = self.backend
         if message.image is not None:
             return b.encode_image(message.image)
-        for t in reversed(session.path()):
-            if t.assistant_image is not None:
-                if t.token_model == b.name:
-                    _, spans = b.vocab.split_spans(t.reply_ids)
-                    if spans:
-                        return b.vocab.ids_to_codes(spans[-1])
-                return b.encode_image(t.assistant_image)
-            if t.user_image is not None:
-                return b.encode_image(t.user_image)
-        raise ChatgenError("a mask needs an image to edit: draw or upload one first")
+        turn, kind = session.latest_image()
+        if turn is None:
+            raise ChatgenError("a mask needs an image to edit: draw or upload one first")
+        if kind == "assistant_image" and turn.token_model == b.name:
+            _, spans = b.vocab.split_spans(turn.reply_ids)
+            if spans:
+                return b.vocab.ids_to_codes(spans[-1])
+        return b.encode_image(getattr(turn, kind))
 
 
 def _mask_grid(mask: Image.Image, rows: int, cols: int) -> torch.Tensor:

@@ -4,21 +4,29 @@ A `Session` holds every turn ever made. Each turn points to its parent, so the t
 tree; `head` is the turn the conversation currently continues from. Undo moves the head to the
 parent, redo moves it back, and sending a message after an undo (or after `branch`) starts a
 new branch next to the old one, which stays available.
+
+A session is saved as `session.json` plus one PNG per image, in a folder (`save` / `load`) or in
+a zip archive (`write_zip` / `read_zip`, members read and written in memory).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Callable
 
 from PIL import Image
 
 from .errors import ChatgenError
-from .images import load_image, save_png
+from .images import load_image, png_bytes
 
 FORMAT_VERSION = 1  # the session.json layout version
+MAX_ARCHIVE_BYTES = 1 << 30  # the largest unpacked session archive we import (1 GiB)
+MAX_ARCHIVE_FILES = 10_000  # the most files a session archive may hold
 
 
 @dataclass
@@ -55,6 +63,11 @@ class Turn:
             d[k] = f"{self.id}_{k}.png" if getattr(self, k) is not None else None
         return d
 
+    def png_text(self) -> dict[str, str]:
+        """PNG text chunks of the reply image that let anyone reproduce it (model, seed, parameters)."""
+        meta = self.params.get("metadata")
+        return {"chatgen": json.dumps(meta, sort_keys=True)} if meta else {}
+
 
 class Session:
     """A branchable conversation history."""
@@ -88,14 +101,18 @@ class Session:
         leaves = [t for t in self.turns.values() if not self.children(t.id)]
         return [self.path(t.id) for t in sorted(leaves, key=lambda t: int(t.id[1:]))]
 
+    def latest_image(self) -> tuple[Turn, str] | tuple[None, None]:
+        """(turn, "assistant_image" or "user_image") of the newest image in the current branch."""
+        for t in reversed(self.path()):
+            for kind in ("assistant_image", "user_image"):  # a reply image is newer than its turn's upload
+                if getattr(t, kind) is not None:
+                    return t, kind
+        return None, None
+
     def last_image(self) -> Image.Image | None:
         """The most recent image in the current branch (assistant's or an upload)."""
-        for t in reversed(self.path()):
-            if t.assistant_image is not None:
-                return t.assistant_image
-            if t.user_image is not None:
-                return t.user_image
-        return None
+        turn, kind = self.latest_image()
+        return getattr(turn, kind) if turn is not None else None
 
     def images(self) -> list[tuple[str, Image.Image]]:
         """(turn id, image) for every assistant image of the current branch, oldest first."""
@@ -180,12 +197,8 @@ class Session:
         """Write `session.json` and one PNG per image into `folder`."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for t in self.turns.values():
-            for k in Turn._IMAGES:
-                img = getattr(t, k)
-                if img is not None:
-                    save_png(img, folder / f"{t.id}_{k}.png")
-        (folder / "session.json").write_text(json.dumps(self.to_dict(), indent=1))
+        for name, data in self._files():
+            (folder / name).write_bytes(data)
         return folder
 
     @classmethod
@@ -195,17 +208,81 @@ class Session:
         meta = folder / "session.json"
         if not meta.is_file():
             raise ChatgenError(f"no saved session in {folder} (session.json is missing)")
+        return cls._from_json(meta.read_text(), lambda name, what: load_image(folder / name, what=what), str(meta))
+
+    def write_zip(self, path: str | Path) -> Path:
+        """Save the session as a zip archive (session.json + one PNG per image)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in self._files():
+                z.writestr(name, data)
+        return path
+
+    @classmethod
+    def read_zip(cls, path: str | Path) -> "Session":
+        """Read an archive written by `write_zip` (or a zip of a saved session folder), in memory.
+
+        Refused: archives too large or with too many members, member paths that leave their
+        folder, and members that are not what session.json says they are."""
+        # 1. The archive itself.
+        p = Path(path)
+        if not p.is_file():
+            raise ChatgenError(f"session archive not found: {p.name}")
+        if not zipfile.is_zipfile(p):
+            raise ChatgenError(f"{p.name} is not a zip archive; export a session first and upload that file")
         try:
-            d = json.loads(meta.read_text())
+            with zipfile.ZipFile(p) as z:
+                infos = z.infolist()
+                if len(infos) > MAX_ARCHIVE_FILES or sum(i.file_size for i in infos) > MAX_ARCHIVE_BYTES:
+                    raise ChatgenError(f"{p.name} is too large to be a chatgen session")
+                # 2. Member names: none may leave the archive's folder.
+                for info in infos:
+                    name = PurePosixPath(info.filename.replace("\\", "/"))
+                    if name.is_absolute() or ".." in name.parts:
+                        raise ChatgenError(f"{p.name} holds an unsafe path ({info.filename})")
+                # 3. session.json (the shallowest one) and the images next to it.
+                metas = sorted((i.filename for i in infos if PurePosixPath(i.filename).name == "session.json"), key=lambda n: n.count("/"))
+                if not metas:
+                    raise ChatgenError(f"{p.name} holds no chatgen session (session.json is missing)")
+                root = PurePosixPath(metas[0]).parent
+
+                def read_image(name: str, what: str) -> Image.Image:
+                    member = str(root / name) if str(root) != "." else name
+                    try:
+                        data = z.read(member)
+                    except KeyError:
+                        raise ChatgenError(f"{p.name} is missing {name}, which session.json names") from None
+                    return load_image(io.BytesIO(data), what=f"{what} {name}")
+
+                return cls._from_json(z.read(metas[0]).decode("utf-8", errors="replace"), read_image, f"session.json in {p.name}")
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise ChatgenError(f"{p.name} is a damaged zip archive ({e})") from None
+
+    # ---- the files of a saved session ----------------------------------------------------------
+    def _files(self):
+        """(file name, bytes) of every image, then session.json."""
+        for t in self.turns.values():
+            for k in Turn._IMAGES:
+                img = getattr(t, k)
+                if img is not None:
+                    yield f"{t.id}_{k}.png", png_bytes(img)
+        yield "session.json", json.dumps(self.to_dict(), indent=1).encode()
+
+    @classmethod
+    def _from_json(cls, text: str, read_image: Callable[[str, str], Image.Image], where: str) -> "Session":
+        """A session from session.json's text; `read_image(file name, what)` opens its images."""
+        try:
+            d = json.loads(text)
             s = cls(system=d.get("system", ""))
             for td in d["turns"]:
-                images = {k: (load_image(folder / td[k], what=k.replace("_", " ")) if td.get(k) else None) for k in Turn._IMAGES}
+                images = {k: (read_image(td[k], k.replace("_", " ")) if td.get(k) else None) for k in Turn._IMAGES}
                 fields = {k: v for k, v in td.items() if k not in Turn._IMAGES}
                 t = Turn(**fields, **images)
                 s.turns[t.id] = t
             s.head, s._redo, s._next = d["head"], list(d["redo"]), int(d["next"])
         except ChatgenError:
             raise
-        except (KeyError, TypeError, ValueError) as e:
-            raise ChatgenError(f"{meta} is not a valid chatgen session ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ChatgenError(f"{where} is not a valid chatgen session ({type(e).__name__}: {e})") from None
         return s

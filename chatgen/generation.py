@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -21,9 +22,21 @@ from PIL import Image
 from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from .backends.base import Event, GenerationParams, ImageDone, ImageRow, ImageStart, Prompt, ReplyDone, TextDelta
-from .sampling import EditLock, ImageGuidance, ImageSpanConstraint
+from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
+from .params import GenerationParams
+from .sampling import EditLock, ImageGuidance, ImageSpanConstraint, SpanTracker
 from .vocab import JointVocab
+
+
+@dataclass
+class Prompt:
+    """Everything `stream_reply` needs for one reply."""
+
+    ids: list[int]  # the whole conversation so far, ending with the assistant role marker
+    user_ids: list[int]  # the new user part alone (stored in the turn)
+    uncond_ids: list[int] | None = None  # the same prompt with the request removed, for CFG
+    source_codes: torch.Tensor | None = None  # (H, W) codes of the image being edited, for masked edits
+    keep: torch.Tensor | None = None  # (H, W) bool: True where the edit must keep source_codes
 
 
 class PrefixCachePool:
@@ -96,22 +109,22 @@ def stream_reply(
     pool: PrefixCachePool | None = None,
     lock: threading.Lock | None = None,
 ) -> Iterator[Event]:
-    """Generate one reply for `prompt`, yielding events; the last one is `ReplyDone`."""
-    # 1. Check inputs and set up the stop signal.
-    params.check()
+    """Generate one reply for `prompt` with checked `params`, yielding events; the last one is `ReplyDone`."""
+    # 1. The stop signal and the seed.
     cancel = cancel or threading.Event()
     lock = lock or threading.Lock()
-    device = model.device
     prompt_len = len(prompt.ids)
     seed = params.seed if params.seed is not None else int(torch.seed() % 2**31)
 
-    # 2. The vocabulary rules as logits processors (guidance first, span constraint last).
+    # 2. The vocabulary rules as logits processors over one span tracker (guidance first, span constraint last).
+    span = SpanTracker(vocab, prompt_len)
     processors = LogitsProcessorList()
     if params.cfg_scale != 1.0 and prompt.uncond_ids is not None:
-        processors.append(ImageGuidance(model, vocab, prompt_len, prompt.uncond_ids, params.cfg_scale))
+        processors.append(ImageGuidance(model, span, prompt.uncond_ids, params.cfg_scale))
     if prompt.source_codes is not None and prompt.keep is not None:
-        processors.append(EditLock(vocab, prompt_len, prompt.source_codes, prompt.keep))
-    processors.append(ImageSpanConstraint(vocab, prompt_len, params.max_new_tokens))
+        processors.append(EditLock(span, prompt.source_codes, prompt.keep))
+    processors.append(ImageSpanConstraint(span, params.max_new_tokens))
+    config = params.generation_config(getattr(model, "generation_config", None), eos_token_id=vocab.eot, pad_token_id=vocab.pad)
 
     streamer = _QueueStreamer()
     result: dict = {}
@@ -122,25 +135,19 @@ def stream_reply(
                 # 3. Reuse the longest cached prefix of this conversation.
                 cache, reused = pool.take(prompt.ids) if pool is not None else (None, 0)
                 result["reused"] = reused
-                input_ids = torch.tensor([prompt.ids], dtype=torch.long, device=device)  # (1, T)
-                sampling = params.temperature > 0
-                kwargs = dict(do_sample=True, temperature=params.temperature, top_k=params.top_k or None, top_p=params.top_p) if sampling else dict(do_sample=False)
+                input_ids = torch.tensor([prompt.ids], dtype=torch.long, device=model.device)  # (1, T)
                 torch.manual_seed(seed)
                 out = model.generate(
                     input_ids=input_ids,
                     attention_mask=torch.ones_like(input_ids),
-                    past_key_values=cache if cache is not None else DynamicCache(),
-                    max_new_tokens=params.max_new_tokens,
+                    cache=cache if cache is not None else DynamicCache(),
+                    generation_config=config,
                     logits_processor=processors,
                     stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                    eos_token_id=vocab.eot,
-                    pad_token_id=vocab.pad,
                     streamer=streamer,
-                    return_dict_in_generate=True,
-                    **kwargs,
                 )
-                if pool is not None and out.past_key_values is not None:
-                    pool.put(out.sequences[0].tolist(), out.past_key_values)
+                if pool is not None and out.cache is not None:
+                    pool.put(out.sequences[0].tolist(), out.cache)
             except BaseException as e:  # surfaced in the consuming thread
                 result["error"] = e
                 streamer.end()
@@ -194,6 +201,7 @@ def stream_reply(
         worker.join()
     if "error" in result:
         raise result["error"]
+    # 5. The whole reply with its token counts and timings.
     total = time.perf_counter() - t0
     yield ReplyDone(
         text=decode_text(text_ids),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
@@ -25,16 +26,19 @@ def check_image(image: Image.Image, what: str = "image") -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
-    """Open an image file fully, with one clear error for each way it can be bad."""
-    p = Path(path)
-    if not p.exists():
-        raise ChatgenError(f"{what} file not found: {p}")
-    if p.is_dir():
-        raise ChatgenError(f"{what} path is a folder, not an image file: {p}")
+def load_image(path: str | os.PathLike | BinaryIO, what: str = "image") -> Image.Image:
+    """Open an image file (or an open binary file) fully, with one clear error for each way it can be bad."""
+    if hasattr(path, "read"):
+        p = what  # in memory: errors name what it is
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise ChatgenError(f"{what} file not found: {p}")
+        if p.is_dir():
+            raise ChatgenError(f"{what} path is a folder, not an image file: {p}")
     # 1. Identify the format from the header; the pixel count is known before decoding.
     try:
-        img = Image.open(p)
+        img = Image.open(path if hasattr(path, "read") else p)
     except UnidentifiedImageError:
         raise ChatgenError(f"{p} is not an image (unrecognised file format)") from None
     except Image.DecompressionBombError:

@@ -2,121 +2,129 @@
 
 - `ImageSpanConstraint`: after `<boi>` only image codes, exactly H*W of them, then `<eoi>`;
   outside an image span never an image code; at most one image per reply.
-- `ImageGuidance`: classifier-free guidance, applied inside image spans only.
+- `ImageGuidance`: classifier-free guidance (transformers' unbatched CFG processor), applied
+  inside image spans only.
 - `EditLock`: inside the image span, codes the user's mask keeps are forced to the source codes.
 
 They run inside `transformers`' `generate` in this order: guidance, lock, span constraint, and
-then the stock temperature / top-k / top-p warpers.
+then the stock temperature / top-k / top-p warpers. All of them read one `SpanTracker`, which
+follows the reply token by token (no rescans of the reply).
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache, LogitsProcessor
+from transformers import LogitsProcessor
+from transformers.generation.logits_process import UnbatchedClassifierFreeGuidanceLogitsProcessor
 
 from .vocab import JointVocab
 
 
-def span_state(generated: list[int], vocab: JointVocab) -> tuple[bool, int, int]:
-    """(inside an image span, codes emitted in the open span, images completed) for a reply so far."""
-    inside, k, done = False, 0, 0
-    for t in generated:
-        if t == vocab.boi:
-            inside, k = True, 0
-        elif t == vocab.eoi:
-            inside, k, done = False, 0, done + 1
-        elif inside:
-            k += 1
-    return inside, k, done
+class SpanTracker:
+    """Where a one-row reply is: inside an image span or not, codes in the open span, images done.
+
+    `update(input_ids)` reads only the tokens added since the last call, so every processor of a
+    step may call it and the first one does the work."""
+
+    def __init__(self, vocab: JointVocab, prompt_len: int):
+        self.vocab = vocab
+        self.prompt_len = prompt_len  # tokens before the reply
+        self.read = 0  # reply tokens read so far
+        self.inside = False  # an image span is open
+        self.codes = 0  # codes emitted in the open span
+        self.images = 0  # image spans closed
+
+    def update(self, input_ids: torch.LongTensor) -> "SpanTracker":
+        if input_ids.shape[0] != 1:
+            raise ValueError(f"chatgen decodes one reply at a time; got a batch of {input_ids.shape[0]}")
+        v = self.vocab
+        for t in input_ids[0, self.prompt_len + self.read :].tolist():
+            if t == v.boi:
+                self.inside, self.codes = True, 0
+            elif t == v.eoi:
+                self.inside, self.codes, self.images = False, 0, self.images + 1
+            elif self.inside:
+                self.codes += 1
+        self.read = input_ids.shape[1] - self.prompt_len
+        return self
+
+    @property
+    def in_codes(self) -> bool:
+        """The next token is an image code."""
+        return self.inside and self.codes < self.vocab.image_tokens
 
 
 class ImageSpanConstraint(LogitsProcessor):
     """Only legal tokens get finite logits: image codes inside a span, text outside."""
 
-    def __init__(self, vocab: JointVocab, prompt_len: int, max_new_tokens: int, max_images: int = 1):
-        self.vocab = vocab
-        self.prompt_len = prompt_len  # tokens before the reply
+    def __init__(self, span: SpanTracker, max_new_tokens: int, max_images: int = 1):
+        v = span.vocab
+        self.span = span  # the reply's position
         self.max_new_tokens = max_new_tokens  # the reply's length cap
         self.max_images = max_images  # images one reply may hold
-        v = vocab
-        # Outside a span: text ids, <eot>, and <boi> when an image still fits.
+        # Allowed-token masks of the three situations, built once.
+        self.codes_ok = torch.zeros(v.size, dtype=torch.bool)
+        self.codes_ok[v.image_offset : v.size] = True
+        self.close_ok = torch.zeros(v.size, dtype=torch.bool)
+        self.close_ok[v.eoi] = True
         self.text_ok = torch.zeros(v.size, dtype=torch.bool)
         self.text_ok[: v.text_size] = True
         self.text_ok[v.eot] = True
+        self.text_or_image_ok = self.text_ok.clone()
+        self.text_or_image_ok[v.boi] = True
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        v = self.vocab
-        allowed = torch.zeros_like(scores, dtype=torch.bool)  # (B, V)
-        for b in range(input_ids.shape[0]):
-            generated = input_ids[b, self.prompt_len :].tolist()
-            inside, k, done = span_state(generated, v)
-            if inside and k < v.image_tokens:
-                # 1. Inside a span: image codes only.
-                allowed[b, v.image_offset : v.size] = True
-            elif inside:
-                # 2. The grid is full: close the span.
-                allowed[b, v.eoi] = True
-            else:
-                # 3. Outside: text and <eot>; <boi> only if a whole image (<boi>, H*W codes, <eoi>) fits.
-                allowed[b, : v.size] = self.text_ok.to(scores.device)
-                left = self.max_new_tokens - len(generated)
-                if done < self.max_images and left >= v.image_tokens + 2:
-                    allowed[b, v.boi] = True
+        s, v = self.span.update(input_ids), self.span.vocab
+        if s.in_codes:
+            allowed = self.codes_ok  # 1. Inside a span: image codes only.
+        elif s.inside:
+            allowed = self.close_ok  # 2. The grid is full: close the span.
+        else:
+            # 3. Outside: text and <eot>; <boi> only if a whole image (<boi>, H*W codes, <eoi>) fits.
+            left = self.max_new_tokens - s.read
+            allowed = self.text_or_image_ok if s.images < self.max_images and left >= v.image_tokens + 2 else self.text_ok
         # Vocab padding rows past v.size (some checkpoints round the embedding up) stay masked too.
-        return scores.masked_fill(~allowed, float("-inf"))
+        mask = torch.zeros(scores.shape[-1], dtype=torch.bool)
+        mask[: v.size] = allowed
+        return scores.masked_fill(~mask.to(scores.device), float("-inf"))
 
 
-class ImageGuidance(LogitsProcessor):
+class ImageGuidance(UnbatchedClassifierFreeGuidanceLogitsProcessor):
     """Classifier-free guidance inside image spans: uncond + scale * (cond - uncond).
 
     The unconditional stream (the prompt without the request text) runs through the same model
-    with its own KV cache; it catches up on the reply's tokens only when a span needs it.
-    """
+    with its own cache, one token per step like the conditional one (transformers' processor);
+    its logits are mixed in only while image codes are being chosen."""
 
-    def __init__(self, model, vocab: JointVocab, prompt_len: int, uncond_ids: list[int], scale: float):
-        self.model = model  # the causal LM
-        self.vocab = vocab
-        self.prompt_len = prompt_len  # tokens before the reply in the conditional stream
-        self.scale = scale  # guidance strength (1 = off)
-        self.pending = torch.tensor([uncond_ids], dtype=torch.long)  # (1, T) ids not yet fed to the uncond stream
-        self.cache = DynamicCache()
-        self.fed = 0  # reply tokens already appended to `pending` or fed
-        self.logits = None  # last uncond logits, (1, V)
+    def __init__(self, model, span: SpanTracker, uncond_ids: list[int], scale: float):
+        device = model.device
+        super().__init__(scale, model, unconditional_ids=torch.tensor([uncond_ids], dtype=torch.long, device=device), use_cache=True)
+        self.span = span  # the reply's position
 
     @torch.no_grad()
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        generated = input_ids[0, self.prompt_len :]
-        inside, k, _ = span_state(generated.tolist(), self.vocab)
-        if not inside or k >= self.vocab.image_tokens:
+        # 1. Keep the unconditional stream in step with the reply (it reads every new token).
+        uncond = self.get_unconditional_logits(input_ids)[:, -1, : scores.shape[-1]].float()  # (1, V)
+        if not self.span.update(input_ids).in_codes:
             return scores
-        # 1. Feed the reply tokens the uncond stream has not seen yet.
-        new = generated[self.fed :].unsqueeze(0).to(self.pending.device)  # (1, n)
-        self.fed = generated.shape[0]
-        feed = torch.cat([self.pending, new], dim=1)  # (1, T + n)
-        self.pending = self.pending[:, :0]
-        out = self.model(input_ids=feed.to(input_ids.device), past_key_values=self.cache, use_cache=True)
-        uncond = out.logits[:, -1].float()  # (1, V)
         # 2. Mix, and let the span constraint mask what is illegal afterwards.
-        uncond = torch.log_softmax(uncond[:, : scores.shape[-1]], dim=-1)
+        uncond = torch.log_softmax(uncond, dim=-1)
         cond = torch.log_softmax(scores, dim=-1)
-        return uncond + self.scale * (cond - uncond)
+        return uncond + self.guidance_scale * (cond - uncond)
 
 
 class EditLock(LogitsProcessor):
     """Inside the image span, force the source image's code wherever the edit mask says keep."""
 
-    def __init__(self, vocab: JointVocab, prompt_len: int, source_codes: torch.Tensor, keep: torch.Tensor):
-        self.vocab = vocab
-        self.prompt_len = prompt_len  # tokens before the reply
+    def __init__(self, span: SpanTracker, source_codes: torch.Tensor, keep: torch.Tensor):
+        self.span = span  # the reply's position
         self.source = source_codes.reshape(-1).long()  # (H*W,) codes of the image being edited
         self.keep = keep.reshape(-1).bool()  # (H*W,) True = keep the source code
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        for b in range(input_ids.shape[0]):
-            inside, k, _ = span_state(input_ids[b, self.prompt_len :].tolist(), self.vocab)
-            if inside and k < self.vocab.image_tokens and bool(self.keep[k]):
-                forced = self.vocab.image_offset + int(self.source[k])
-                row = torch.full_like(scores[b], float("-inf"))
-                row[forced] = 0.0
-                scores[b] = row
+        s = self.span.update(input_ids)
+        if s.in_codes and bool(self.keep[s.codes]):
+            forced = s.vocab.image_offset + int(self.source[s.codes])
+            scores = torch.full_like(scores, float("-inf"))
+            scores[:, forced] = 0.0
         return scores

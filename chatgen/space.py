@@ -1,4 +1,4 @@
-"""Hugging Face Spaces: the ZeroGPU decorator, the Space app, and `chatgen space export DIR`.
+"""Hugging Face Spaces: the Space app and the folder `chatgen space export DIR` writes.
 
 `chatgen space export DIR [--model PATH]` writes a folder that can be pushed as a Space as is:
 
@@ -13,12 +13,11 @@ The same three files live in the repository's `spaces/` folder (`write_space_fil
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import shutil
 from pathlib import Path
 
 from .errors import ChatgenError
+from .zerogpu import on_zero_gpu
 
 GRADIO_VERSION = "6.31.0"  # pinned in pyproject.toml; the Space's sdk_version
 PYTHON_VERSION = "3.11"  # the Space's python_version
@@ -84,7 +83,6 @@ sentencepiece>=0.2
 langchain-core>=1.0,<2
 pillow>=10,<13
 safetensors>=0.4
-accelerate>=1.0
 numpy>=1.26
 pyyaml>=6
 tqdm>=4.60
@@ -93,38 +91,23 @@ tqdm>=4.60
 SPACE_FILES = {"app.py": APP_PY, "README.md": README_MD, "requirements.txt": REQUIREMENTS}
 
 
-# ---- ZeroGPU --------------------------------------------------------------------------------------
-def on_zero_gpu() -> bool:
-    """True on a ZeroGPU Space (the `spaces` package is importable and the Space says so)."""
-    return bool(os.environ.get("SPACE_ID")) and os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "true") and importlib.util.find_spec("spaces") is not None
-
-
-def gpu(fn, duration: int = 120):
-    """`@spaces.GPU(duration=...)` on ZeroGPU hardware; elsewhere `fn` itself, undecorated."""
-    if not on_zero_gpu():
-        return fn
-    import spaces
-
-    return spaces.GPU(duration=duration)(fn)
-
-
 # ---- the Space app --------------------------------------------------------------------------------
 def space_demo(model: str | Path | None = None, concurrency_limit: int = 1):
-    """The UI on `model` when that folder exists, else on the embedded default model."""
+    """The UI on `model` when that folder exists, else on the embedded default model.
+
+    The model is loaded at start-up, before the ZeroGPU worker is forked (ZeroGPU needs that);
+    `ModelSet` decorates its turn function for the GPU when it is made."""
     import torch
 
     from .assistant import Assistant
     from .backends import load_backend
     from .defaults import default_model_path
+    from .models import ModelSet
     from .ui import build_demo
 
-    from .api import _stream_turn
-
-    gpu(_stream_turn)  # register the ZeroGPU function at start-up (a no-op elsewhere)
     path = Path(model) if model is not None and (Path(model) / "config.json").is_file() else default_model_path()
     device = "cuda" if (torch.cuda.is_available() or on_zero_gpu()) else None
-    assistant = Assistant(load_backend(path, device=device))  # loaded at start-up (ZeroGPU needs that)
-    return build_demo(assistant, concurrency_limit=concurrency_limit)
+    return build_demo(ModelSet(Assistant(load_backend(path, device=device))), concurrency_limit=concurrency_limit)
 
 
 def launch_options() -> dict:
@@ -170,24 +153,3 @@ def export_space(folder: str | Path, model: str | Path | None = None, force: boo
             shutil.rmtree(folder / "model")
         shutil.copytree(model, folder / "model", ignore=shutil.ignore_patterns("__pycache__"))
     return folder
-
-
-# ---- CLI --------------------------------------------------------------------------------------------
-def add_space_parser(sub) -> None:
-    """`chatgen space export DIR [--model PATH] [--force]`."""
-    p = sub.add_parser("space", help="export a ready Hugging Face Space", description="Write a folder that can be pushed as a Hugging Face Space as is.")
-    ssub = p.add_subparsers(dest="space_command", metavar="ACTION", required=True)
-    e = ssub.add_parser("export", help="write app.py, README.md, requirements.txt, the chatgen package and the model into DIR", description="Write app.py, README.md, requirements.txt, the chatgen package (and the model with --model) into DIR.")
-    e.add_argument("dir", metavar="DIR", help="the folder to write (new or empty)")
-    e.add_argument("--model", metavar="PATH", help="a chatgen model folder to copy into DIR/model (default: the embedded model inside the package)")
-    e.add_argument("--force", action="store_true", help="write into a folder that is not empty")
-    e.set_defaults(func=cmd_space_export)
-
-
-def cmd_space_export(args) -> int:
-    folder = export_space(args.dir, args.model, force=args.force)
-    print(folder)
-    if args.model is None and not (folder / "chatgen" / "weights" / "default" / "config.json").is_file():
-        print("note: no trained model is shipped in this checkout; the Space will use a tiny random one (pass --model PATH)")
-    print(f"push it with: hf upload YOUR_NAME/chatgen {folder} --repo-type space")
-    return 0

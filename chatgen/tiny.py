@@ -79,7 +79,8 @@ def build_tiny(spec: TinySpec = TinySpec()) -> NativeBackend:
     )
     if spec.steer_images:
         _steer(lm, vocab)
-    return NativeBackend(lm, vq, sp, NativeConfig(vocab=vocab, image_size=spec.image_size, model_name="tiny-random"))
+    config = NativeConfig(vocab=vocab, image_size=spec.image_size, model_name="tiny-random")
+    return NativeBackend(lm, config.image_tokenizer(vq), sp, config)
 
 
 @torch.no_grad()

@@ -7,7 +7,9 @@ import threading
 import pytest
 from PIL import Image
 
-from chatgen.api import ChatAPI, ModelSet, SessionStore, export_zip, import_zip, make_params
+from chatgen.api import ChatAPI, make_params
+from chatgen.models import ModelSet
+from chatgen.session_store import SessionStore
 from chatgen.conversation import Session
 from chatgen.errors import ChatgenError
 
@@ -97,17 +99,17 @@ def test_chat_api_functions(assistant, tmp_path):
 
 def test_session_archives(tmp_path):
     s = Session()
-    path = export_zip(s, tmp_path, "empty")
-    assert import_zip(path).turns == {}
+    path = s.write_zip(tmp_path / "empty.zip")
+    assert Session.read_zip(path).turns == {}
     with pytest.raises(ChatgenError, match="not found"):
-        import_zip(tmp_path / "missing.zip")
+        Session.read_zip(tmp_path / "missing.zip")
     import zipfile
 
     evil = tmp_path / "evil.zip"
     with zipfile.ZipFile(evil, "w") as z:
         z.writestr("../outside/session.json", "{}")
     with pytest.raises(ChatgenError, match="unsafe path"):
-        import_zip(evil)
+        Session.read_zip(evil)
 
 
 def test_model_set(assistant):

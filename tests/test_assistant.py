@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chatgen.backends.base import GenerationParams
+from chatgen.params import GenerationParams
 from chatgen.conversation import Message, Session
 from chatgen.errors import ChatgenError
 
@@ -30,7 +30,7 @@ def test_respond_stores_a_turn_with_metadata(assistant):
     md = r.metadata
     assert md["seed"] == md["params"]["seed"] and md["tokens"]["image_tokens"] == assistant.backend.vocab.image_tokens
     assert md["timings"]["total_s"] > 0 and md["model"].startswith("native:")
-    assert json.loads(r.png_text()["chatgen"])["seed"] == md["seed"]
+    assert json.loads(r.turn.png_text()["chatgen"])["seed"] == md["seed"]
 
 
 def test_a_seed_is_always_recorded(assistant):

@@ -55,19 +55,15 @@ def test_ci_eval_subset_does_not_regress(tmp_path, capsys):
     assert (tmp_path / "report" / "index.html").is_file()
 
 
-def test_bench_world_runs_only_the_sections_asked(capsys):
+def test_bench_world_command(capsys):
+    """The command prints run_bench's figures as JSON (the figures are tested in test_evals_bench_world.py)."""
     import json
 
     from chatgen.cli import main
 
-    assert main(["bench-world", "--n", "10", "--only", "ask,clarify", "--temperature", "0"]) == 0
+    assert main(["bench-world", "--n", "5", "--only", "ask", "--temperature", "0"]) == 0
     report = json.loads(capsys.readouterr().out)
-    rates, counts = report["rates"], report["counts"]
-    assert {"ask", "clarify", "unambiguous"} <= set(rates) and not {"draw", "edit", "chain3", "out_of_world"} & set(rates)
-    kinds = {f"ask.{k.removeprefix('ask_')}" for k in world.ASK_KINDS}
-    assert kinds <= set(counts) and all(counts[k][1] == 2 for k in kinds)  # n/5 questions of each kind
-    assert rates["ask"] == round(sum(counts[k][0] for k in kinds) / 10, 4)
-    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert set(report["rates"]) >= {"ask"} and "failures" not in report
     assert main(["bench-world", "--only", "ask,juggling"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--only takes sections out of draw, edit" in err

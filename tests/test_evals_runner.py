@@ -33,7 +33,7 @@ class ScriptedAssistant:
         image = render(picture) if isinstance(picture, Scene) else picture
         turn = Turn(id=session.new_turn_id(), parent=session.head, user_text=message.text, user_image=message.image, assistant_text=text, assistant_image=image)
         session.append(turn)
-        return Reply(text=text, image=image, turn_id=turn.id, metadata={})
+        return Reply(text=text, image=image, turn=turn, metadata={})
 
 
 def dialogue(tmp_path, text, name="d.yaml"):

@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from chatgen.assistant import Assistant
-from chatgen.backends.base import GenerationParams, ImageDone, ImageRow, ImageStart, ReplyDone
+from chatgen.events import ImageDone, ImageRow, ImageStart, ReplyDone
+from chatgen.params import GenerationParams
 from chatgen.backends.native import NativeBackend
 from chatgen.conversation import Message, Session
 from chatgen.errors import ChatgenError

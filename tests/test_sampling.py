@@ -2,9 +2,9 @@
 
 import torch
 
-from chatgen.backends.base import GenerationParams
 from chatgen.conversation import Message, Session
-from chatgen.sampling import EditLock, ImageSpanConstraint, span_state
+from chatgen.params import GenerationParams
+from chatgen.sampling import EditLock, ImageSpanConstraint, SpanTracker
 from chatgen.vocab import JointVocab
 
 V = JointVocab(text_size=20, codebook_size=16, grid_h=3, grid_w=3)
@@ -47,14 +47,14 @@ def sample_with(processor_factory, seed, steps, vocab=V, prompt=(1, 2, 3)):
 def test_span_constraint_on_random_logits_many_seeds():
     steps = 40
     for seed in range(200):
-        reply = sample_with(lambda n: ImageSpanConstraint(V, n, steps), seed, steps)
+        reply = sample_with(lambda n: ImageSpanConstraint(SpanTracker(V, n), steps), seed, steps)
         check_reply(reply, V)
 
 
 def test_no_image_starts_when_it_cannot_finish():
     budget = V.image_tokens + 1  # one token short of <boi> + codes + <eoi>
     for seed in range(50):
-        reply = sample_with(lambda n: ImageSpanConstraint(V, n, budget), seed, budget)
+        reply = sample_with(lambda n: ImageSpanConstraint(SpanTracker(V, n), budget), seed, budget)
         assert V.boi not in reply
 
 
@@ -65,7 +65,8 @@ def test_edit_lock_forces_kept_codes():
     for seed in range(30):
 
         def procs(n):
-            lock, span = EditLock(V, n, source, keep), ImageSpanConstraint(V, n, 40)
+            tracker = SpanTracker(V, n)
+            lock, span = EditLock(tracker, source, keep), ImageSpanConstraint(tracker, 40)
             return lambda ids, s: span(ids, lock(ids, s))
 
         reply = sample_with(procs, seed, 40)
@@ -75,9 +76,18 @@ def test_edit_lock_forces_kept_codes():
             assert torch.equal(codes[keep], source[keep])
 
 
-def test_span_state():
-    assert span_state([V.boi, V.image_offset], V) == (True, 1, 0)
-    assert span_state([V.boi, *[V.image_offset] * 9, V.eoi, 3], V) == (False, 0, 1)
+def test_span_tracker_reads_each_token_once():
+    def state(t):
+        return (t.inside, t.codes, t.images, t.in_codes)
+
+    t = SpanTracker(V, prompt_len=2)
+    prompt = [7, 8]
+    assert state(t.update(torch.tensor([prompt]))) == (False, 0, 0, False)
+    assert state(t.update(torch.tensor([prompt + [V.boi, V.image_offset]]))) == (True, 1, 0, True)
+    assert state(t.update(torch.tensor([prompt + [V.boi, V.image_offset]]))) == (True, 1, 0, True)  # a second processor in the same step
+    reply = prompt + [V.boi, *[V.image_offset] * 9]
+    assert state(t.update(torch.tensor([reply]))) == (True, 9, 0, False)  # the grid is full: only <eoi> may follow
+    assert state(t.update(torch.tensor([reply + [V.eoi, 3]]))) == (False, 0, 1, False) and t.read == 12
 
 
 def test_model_replies_obey_the_rules_over_many_seeds(backend):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chatgen import space
+from chatgen import space, zerogpu
 from chatgen.cli import build_parser, main
 from chatgen.errors import ChatgenError
 
@@ -58,16 +58,16 @@ def test_gpu_decorator_only_on_zerogpu(tmp_path, monkeypatch):
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
-    assert space.gpu(f) is f and not space.on_zero_gpu()
+    assert zerogpu.gpu(f) is f and not zerogpu.on_zero_gpu()
     # on a ZeroGPU Space with the `spaces` package importable, generation runs under spaces.GPU
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
     (tmp_path / "spaces.py").write_text("def GPU(duration=60):\n    def deco(fn):\n        fn.zerogpu = duration\n        return fn\n    return deco\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)  # the repository's spaces/ folder must not shadow the package
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
-    assert space.gpu(f) is f and not space.on_zero_gpu()  # not on a Space
+    assert zerogpu.gpu(f) is f and not zerogpu.on_zero_gpu()  # not on a Space
     monkeypatch.setenv("SPACE_ID", "someone/chatgen")
-    assert space.on_zero_gpu() and space.gpu(f, duration=30).zerogpu == 30
+    assert zerogpu.on_zero_gpu() and zerogpu.gpu(f, duration=30).zerogpu == 30
     monkeypatch.delitem(sys.modules, "spaces", raising=False)
 
 
@@ -75,7 +75,7 @@ def test_export_writes_a_pushable_space(tiny_dir, tmp_path, capsys):
     out = tmp_path / "space"
     assert main(["space", "export", str(out), "--model", str(tiny_dir)]) == 0
     assert "hf upload" in capsys.readouterr().out
-    for name in ("app.py", "README.md", "requirements.txt", "chatgen/__init__.py", "chatgen/ui.py", "model/config.json"):
+    for name in ("app.py", "README.md", "requirements.txt", "chatgen/__init__.py", "chatgen/ui/layout.py", "model/config.json"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("__pycache__"))
     # the folder runs as is: `import chatgen` finds the copy, app.py builds the UI on ./model

@@ -19,11 +19,13 @@ TINY_VQ = VQTrainConfig(channels=(32, 32, 32), codebook=1024, embed_dim=8, scene
 TINY_LM = LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=64, steps=6, batch_tokens=600, warmup=2, save_every=3)
 
 
-def probe_backend(sp):
+def untrained_backend(sp):
+    """A native backend over an untrained tile VQ and a 1-layer LM (for prompts and image codes)."""
     vq = build_vq(TINY_VQ).eval()
     vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=TINY_VQ.codebook, grid_h=6, grid_w=6)
     lm = build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab)
-    return NativeBackend(lm, vq, sp, NativeConfig(vocab=vocab, image_size=96, tile=16, unshuffle=TINY_VQ.unshuffle))
+    config = NativeConfig(vocab=vocab, image_size=96, tile=16, unshuffle=TINY_VQ.unshuffle)
+    return NativeBackend(lm, config.image_tokenizer(vq), sp, config)
 
 
 def test_tokenizer_round_trips_world_text_and_anything_else():
@@ -40,19 +42,22 @@ def test_world_tiles_are_few():
 
 def test_tile_codes_equal_what_the_backend_encodes():
     sp = train_tokenizer(world_sentences(200, 1), 400)
-    b = probe_backend(sp)
-    book = TileCodebook(b)
+    b = untrained_backend(sp)
+    book = TileCodebook(b.image_tokenizer)
     rng = random.Random(4)
     for _ in range(5):
         scene = world.random_scene(rng)
         assert torch.equal(book.codes(scene), b.encode_image(world.render(scene)))
+    whole = NativeConfig(vocab=b.vocab, image_size=96).image_tokenizer(b.image_tokenizer.vq)
+    with pytest.raises(ValueError, match="image_tokenizer must read tiles"):
+        TileCodebook(whole)
 
 
 def test_training_sequences_match_chat_time_prompts():
     """Every user part of an encoded dialogue is what Backend.prompt builds for that message."""
     sp = train_tokenizer(world_sentences(200, 1), 400)
-    b = probe_backend(sp)
-    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b))
+    b = untrained_backend(sp)
+    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b.image_tokenizer))
     rng = random.Random(7)
     for _ in range(20):
         d = sample_dialogue(rng)
@@ -75,17 +80,17 @@ def test_collate_masks_prompt_and_padding():
 
 def test_lm_training_lowers_the_loss_and_resumes(tmp_path):
     sp = train_tokenizer(world_sentences(200, 1), 400)
-    b = probe_backend(sp)
-    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b))
+    b = untrained_backend(sp)
+    enc = DialogueEncoder(sp, b.vocab, TileCodebook(b.image_tokenizer))
     logs = []
     cfg = LMTrainConfig(**{**TINY_LM.__dict__, "steps": 40, "lr": 5e-3})
-    model, report = train_lm(cfg, enc, tmp_path, log=logs.append)
+    report = train_lm(cfg, enc, tmp_path, log=logs.append)
     losses = [float(l.split("loss ")[1].split()[0]) for l in logs if "loss" in l]
     assert losses[-1] < losses[0] - 0.5
-    assert report["steps"] == 40 and (tmp_path / "state.pt").is_file()
+    assert report["steps"] == 40 and (tmp_path / "state.pt").is_file() and (tmp_path / "lm" / "config.json").is_file()
     # a longer schedule resumes from step 40
     cfg2 = LMTrainConfig(**{**cfg.__dict__, "steps": 42})
-    _, report2 = train_lm(cfg2, enc, tmp_path, log=logs.append)
+    report2 = train_lm(cfg2, enc, tmp_path, log=logs.append)
     assert report2["steps"] == 42 and any("steps 40->42" in l for l in logs)
 
 
@@ -111,7 +116,7 @@ def test_train_all_writes_a_loadable_checkpoint(tmp_path):
     folder2 = train_all(tmp_path / "model2", tmp_path / "run2", TrainConfig(lm=TINY_LM, psnr_scenes=5), log=lambda m: None, init_from=folder)
     b2 = NativeBackend.from_pretrained(folder2)
     assert (folder2 / "tokenizer.model").read_bytes() == (folder / "tokenizer.model").read_bytes()
-    assert all(torch.equal(p, q) for p, q in zip(b.vq.state_dict().values(), b2.vq.state_dict().values()))
+    assert all(torch.equal(p, q) for p, q in zip(b.image_tokenizer.vq.state_dict().values(), b2.image_tokenizer.vq.state_dict().values()))
     moved = [torch.dist(p, before[n]).item() for n, p in b2.lm.named_parameters()]
     assert 0 < max(moved) < 1.0  # trained further from the old weights, not from a fresh init
     extra = b2.config.extra
@@ -183,16 +188,17 @@ def test_train_refuses_an_unknown_focus_kind(tmp_path, capsys):
 
 
 def test_restart_takes_its_own_focus(tmp_path, capsys):
-    from chatgen.cli import _restart_spec, main
+    from chatgen.cli import main
+    from chatgen.cli.train import restart_spec
 
-    plain = _restart_spec("30")
+    plain = restart_spec("30")
     assert (plain.minutes, plain.focus) == (30.0, ())
-    focused = _restart_spec("15:ask_is_there,ask_count@1.0")
+    focused = restart_spec("15:ask_is_there,ask_count@1.0")
     assert (focused.minutes, focused.focus, focused.focus_share) == (15.0, ("ask_is_there", "ask_count"), 1.0)
-    assert _restart_spec("20:clarify").focus_share == 0.5 and plain.lr == 8e-4
-    slow = _restart_spec("24:ask_what,clarify@0.7/5e-4")
+    assert restart_spec("20:clarify").focus_share == 0.5 and plain.lr == 8e-4
+    slow = restart_spec("24:ask_what,clarify@0.7/5e-4")
     assert (slow.minutes, slow.focus, slow.focus_share, slow.lr) == (24.0, ("ask_what", "clarify"), 0.7, 5e-4)
-    assert _restart_spec("10/1e-3").lr == 1e-3
+    assert restart_spec("10/1e-3").lr == 1e-3
     for bad, words in [("ten", "write MINUTES"), ("15:juggling", "'juggling'"), ("15:clarify@2", "at most 1"), ("0", "above 0"), ("10/fast", "[/LR]"), ("10/0", "LR must be above 0")]:
         assert main(["train", "--out", str(tmp_path / "m"), "--restart", bad]) == 2
         err = capsys.readouterr().err.strip()

@@ -50,7 +50,7 @@ def draw(ui, st, assistant, text, **kw):
 @pytest.fixture(autouse=True)
 def _files_in_tmp(tmp_path, monkeypatch):
     """The PNGs the handlers write go to the test's temporary folder."""
-    monkeypatch.setattr("chatgen.ui.FILES_ROOT", tmp_path / "ui-files")
+    monkeypatch.setattr("chatgen.ui.state.FILES_ROOT", tmp_path / "ui-files")
 
 
 @pytest.fixture()

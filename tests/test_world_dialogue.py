@@ -10,8 +10,9 @@ from chatgen.world import (
     ASK_KINDS, CLASSES, EDIT_KINDS, KINDS, Dialogue, Obj, Scene, State, answer_question, describe,
     generate_dialogue, generate_edit_chain, generate_turn_of_kind, next_turn,
 )
-from chatgen.world.dialogue import DEFAULT_BACKGROUND
-from chatgen.world.phrasing import clarify_question, distinguishing_labels, typo
+from chatgen.world import DEFAULT_BACKGROUND
+from chatgen.world.message_style import typo
+from chatgen.world.replies import clarify_question, distinguishing_labels
 
 IMAGE_KINDS = {"draw", "resolve", "upload_edit", *EDIT_KINDS}
 TEXT_KINDS = {"clarify", "out_of_world", "upload_describe", *ASK_KINDS}

@@ -1,12 +1,12 @@
-"""Model families behind one protocol (`Backend`). `load_backend(path)` picks the right one."""
+"""Model families behind one protocol (`Backend`); `load_backend(path)` loads a checkpoint folder or Hub id."""
 
-from .base import Backend, GenerationParams, ImageDone, ImageRow, ImageStart, Prompt, ReplyDone, TextDelta
+from .base import Backend
 
-__all__ = ["Backend", "GenerationParams", "ImageDone", "ImageRow", "ImageStart", "Prompt", "ReplyDone", "TextDelta", "load_backend"]
+__all__ = ["Backend", "load_backend"]
 
 
 def load_backend(path, **kwargs) -> Backend:
-    """Load a backend from a folder or Hub id (today: chatgen's native checkpoint format)."""
+    """Load a backend from a folder or Hub id (chatgen's native checkpoint format is the only family so far)."""
     from .native import NativeBackend
 
     return NativeBackend.from_pretrained(path, **kwargs)

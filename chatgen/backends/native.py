@@ -2,7 +2,7 @@
 
 A native checkpoint is a folder:
 
-    config.json       {"format": "chatgen-native", "vocab": {...}, "image_size": 96, ...}
+    config.json       {"format": "chatgen-native", "vocab": {...}, "image_size": 96, "tile": 16, ...}
     tokenizer.model   sentencepiece model of the text ids
     lm/               a transformers causal LM over the joint vocabulary (e.g. LlamaForCausalLM)
     vq/               a diffusers VQModel whose codes are the image tokens
@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import sentencepiece as spm
 import torch
-import torch.nn.functional as F
-from PIL import Image
 from transformers import AutoModelForCausalLM
 
 from ..errors import ChatgenError
-from ..generation import PrefixCachePool, stream_reply
+from ..events import Event
+from ..generation import PrefixCachePool, Prompt, stream_reply
+from ..image_tokenizer import VQImageTokenizer
+from ..params import GenerationParams
 from ..vocab import JointVocab
-from .base import Backend, Event, GenerationParams, Prompt
+from .base import Backend
 
 FORMAT = "chatgen-native"
 
@@ -43,23 +43,26 @@ class NativeConfig:
     tile: int = 0  # >0: the VQ-VAE encodes and decodes tile x tile pixel patches independently (codes stay local)
     unshuffle: int = 1  # space-to-depth factor applied before the VQ encoder (and undone after the decoder)
     model_name: str = "chatgen"  # shown in the UI and in PNG metadata
-    system: str = ""  # default system prompt
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "system": self.system, "extra": self.extra}
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), system=d.get("system", ""), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), extra=d.get("extra", {}))
+
+    def image_tokenizer(self, vq) -> VQImageTokenizer:
+        """The image tokenizer these settings describe, over the VQ model `vq`."""
+        return VQImageTokenizer(vq, self.image_size, self.vocab.grid_h, self.vocab.grid_w, self.tile, self.unshuffle)
 
 
 class NativeBackend(Backend):
-    """A causal LM + VQModel + sentencepiece tokenizer, parts passed in."""
+    """A causal LM + an image tokenizer (a VQModel) + a sentencepiece tokenizer, parts passed in."""
 
-    def __init__(self, lm, vq, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4):
+    def __init__(self, lm, image_tokenizer: VQImageTokenizer, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4):
         self.lm = lm.eval()  # transformers causal LM over vocab.size ids
-        self.vq = vq.eval()  # diffusers VQModel
+        self.image_tokenizer = image_tokenizer  # images <-> codes (a diffusers VQModel inside)
         self.sp = tokenizer  # sentencepiece processor for the text ids
         self.config = config
         self.vocab = config.vocab
@@ -107,7 +110,7 @@ class NativeBackend(Backend):
             lm = lm.to(device)
             vq = vq.to(device)
         sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
-        return cls(lm, vq, sp, config)
+        return cls(lm, config.image_tokenizer(vq), sp, config)
 
     def save_pretrained(self, path: str | Path) -> Path:
         folder = Path(path)
@@ -115,7 +118,7 @@ class NativeBackend(Backend):
         (folder / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
         (folder / "tokenizer.model").write_bytes(self.sp.serialized_model_proto())
         self.lm.save_pretrained(folder / "lm")
-        self.vq.save_pretrained(folder / "vq")
+        self.image_tokenizer.vq.save_pretrained(folder / "vq")
         return folder
 
     # ---- text --------------------------------------------------------------------------------
@@ -125,56 +128,9 @@ class NativeBackend(Backend):
     def decode_text(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if self.vocab.is_text(i)])
 
-    # ---- images ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode_image(self, image: Image.Image) -> torch.Tensor:
-        v, s = self.vocab, self.config.image_size
-        img = image.convert("RGB")
-        if img.size != (s, s):
-            img = img.resize((s, s), Image.Resampling.LANCZOS)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]  # (1, 3, S, S)
-        x = _to_tiles(x, self.config.tile)  # (N, 3, t, t), N = 1 without tiles
-        x = F.pixel_unshuffle(x, self.config.unshuffle).to(self.vq.device, self.vq.dtype)  # (N, 3u^2, t/u, t/u)
-        h = self.vq.encode(x).latents  # (N, C, h, w)
-        _, _, (_, _, idx) = self.vq.quantize(h)
-        codes = idx.reshape(h.shape[0], h.shape[2], h.shape[3])  # (N, h, w)
-        return _from_tiles(codes[:, None], v.grid_h, v.grid_w)[0, 0].cpu().long()  # (H, W)
-
-    @torch.no_grad()
-    def decode_image(self, codes: torch.Tensor) -> Image.Image:
-        v, tile = self.vocab, self.config.tile
-        emb = self.vq.quantize.embedding.weight  # (K, C)
-        q = emb[codes.reshape(-1).to(emb.device)]  # (H*W, C)
-        q = q.reshape(1, v.grid_h, v.grid_w, -1).permute(0, 3, 1, 2)  # (1, C, H, W)
-        per_tile = v.grid_h * tile // self.config.image_size  # code rows per tile
-        q = _to_tiles(q, per_tile if tile else 0)  # (N, C, h, w)
-        x = self.vq.decode(q, force_not_quantize=True).sample  # (N, 3u^2, t/u, t/u)
-        x = F.pixel_shuffle(x.float(), self.config.unshuffle)  # (N, 3, t, t)
-        x = _from_tiles(x, self.config.image_size, self.config.image_size)[0]  # (3, S, S)
-        x = ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (S, S, 3)
-        return Image.fromarray(x, "RGB")
-
     # ---- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None) -> Iterator[Event]:
         return stream_reply(self.lm, self.vocab, prompt, params, self.decode_text, self.decode_image, cancel=cancel, pool=self.pool, lock=self.lock)
-
-
-def _to_tiles(x: torch.Tensor, t: int) -> torch.Tensor:
-    """(1, C, H, W) -> (N, C, t, t) non-overlapping tiles in row-major order (t = 0: unchanged)."""
-    if not t:
-        return x
-    _, c, h, w = x.shape
-    x = x.reshape(c, h // t, t, w // t, t).permute(1, 3, 0, 2, 4)  # (H/t, W/t, C, t, t)
-    return x.reshape(-1, c, t, t)
-
-
-def _from_tiles(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(N, C, t, t) row-major tiles -> (1, C, h, w); the inverse of `_to_tiles`."""
-    n, c, t, _ = x.shape
-    if n == 1 and t == h:
-        return x
-    x = x.reshape(h // t, w // t, c, t, t).permute(2, 0, 3, 1, 4)  # (C, H/t, t, W/t, t)
-    return x.reshape(1, c, h, w)
 
 
 def _resolve(path: str | Path) -> Path:

@@ -36,7 +36,7 @@ def _quote(text: str, n: int = 60) -> str:
     return repr(text if len(text) <= n else text[: n - 3] + "...")
 
 
-def _n(cls: str, k: int) -> str:
+def _how_many(cls: str, k: int) -> str:
     """"cat", "2 cats", "no cat"."""
     return "no " + cls if k == 0 else (cls if k == 1 else f"{k} {plural(cls)}")
 
@@ -67,12 +67,12 @@ def _found(grid: Grid, spec: ObjSpec) -> str:
 def check_include(spec: ObjSpec, grid: Grid) -> Check:
     k = sum(grid.at(s) == spec.cls for s in spec.slots)
     name = f"include {spec.cls}{spec.where}"
-    want = f"expected {_n(spec.cls, spec.count)}{spec.where}"
+    want = f"expected {_how_many(spec.cls, spec.count)}{spec.where}"
     if k == spec.count:
         return Check(name, True, f"{want}, found it")
     if spec.count == 1 and k == 0:
         return Check(name, False, f"{want}, found {_found(grid, spec)}")
-    return Check(name, False, f"{want}, found {_n(spec.cls, k)}")
+    return Check(name, False, f"{want}, found {_how_many(spec.cls, k)}")
 
 
 def check_exclude(spec: ObjSpec, grid: Grid) -> Check:
@@ -105,7 +105,7 @@ def check_scene(spec: SceneSpec, grid: Grid) -> list[Check]:
 
 
 # ---- answer text --------------------------------------------------------------------------------
-def _has(text: str, phrase: str) -> bool:
+def _has_words(text: str, phrase: str) -> bool:
     """`phrase` occurs in `text` as whole words, ignoring case and spacing."""
     words = r"\s+".join(re.escape(w) for w in phrase.split())
     return re.search(rf"(?<!\w){words}(?!\w)", text, flags=re.IGNORECASE) is not None
@@ -115,15 +115,15 @@ def check_answer(expect: Expect, text: str) -> list[Check]:
     text = text or ""
     out = []
     if expect.answer_any:
-        ok = any(_has(text, p) for p in expect.answer_any)
+        ok = any(_has_words(text, p) for p in expect.answer_any)
         opts = " or ".join(repr(p) for p in expect.answer_any)
         out.append(Check("answer", ok, f"expected an answer with {opts}, got {_quote(text)}"))
     if expect.answer_all:
-        missing = [p for p in expect.answer_all if not _has(text, p)]
+        missing = [p for p in expect.answer_all if not _has_words(text, p)]
         detail = f"expected an answer with {', '.join(repr(p) for p in missing)}, got {_quote(text)}" if missing else "has every expected phrase"
         out.append(Check("answer all", not missing, detail))
     if expect.answer_none:
-        found = [p for p in expect.answer_none if _has(text, p)]
+        found = [p for p in expect.answer_none if _has_words(text, p)]
         detail = f"expected no {', '.join(repr(p) for p in found)} in the answer, got {_quote(text)}" if found else "has none of the excluded phrases"
         out.append(Check("answer none", not found, detail))
     return out

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from chatgen.world import GRID, Scene, detect_slots, slot_name
+from chatgen.world import GRID, Scene, detect_slots
 
 Slot = tuple[int, int]  # (row, col), 0-based
 ALL_SLOTS: tuple[Slot, ...] = tuple((r, c) for r in range(GRID) for c in range(GRID))
@@ -41,14 +41,13 @@ class Grid:
     def at(self, slot: Slot) -> str | None:
         return self.labels[slot[0]][slot[1]]
 
+    def differing_slots(self, other: "Grid") -> list[Slot]:
+        """The slots whose label (class or empty) differs from `other`'s, in reading order."""
+        return [s for s in ALL_SLOTS if self.at(s) != other.at(s)]
+
     def objects(self) -> list[tuple[Slot, str]]:
         """(slot, class) of every object, in reading order."""
         return [(s, self.at(s)) for s in ALL_SLOTS if self.at(s) is not None]
-
-    def describe(self) -> str:
-        """"dog at top left, cat at middle center, on grass"."""
-        objs = ", ".join(f"{c} at {slot_name(*s)}" for s, c in self.objects()) or "no objects"
-        return f"{objs}, on {self.background}"
 
     def to_dict(self) -> dict:
         return {"background": self.background, "objects": [{"cls": c, "row": s[0], "col": s[1]} for s, c in self.objects()]}

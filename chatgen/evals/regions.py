@@ -26,7 +26,7 @@ from PIL import Image
 
 from chatgen.world import GRID
 
-from .grid import ALL_SLOTS, Grid, Slot
+from .grid import Grid, Slot
 from .suite import SceneSpec
 
 Region = frozenset[Slot] | None  # changed slots; None = the whole picture
@@ -38,16 +38,20 @@ def changed_region(prev: Grid, spec: SceneSpec | None, reply: Grid | None) -> Re
         return frozenset()
     pinned = spec.pinned()
     if pinned is not None:
-        new = Grid.of_scene(pinned)
-        if new.background != prev.background:
-            return None
-        return frozenset(s for s in ALL_SLOTS if new.at(s) != prev.at(s))
+        return changed_slots(prev, Grid.of_scene(pinned))
     if spec.background is not None and spec.background != prev.background:
         return None
     if reply is None:
         return frozenset()
     named = spec.named_classes()
-    return frozenset(s for s in ALL_SLOTS if reply.at(s) != prev.at(s) and (reply.at(s) in named or prev.at(s) in named))
+    return frozenset(s for s in prev.differing_slots(reply) if reply.at(s) in named or prev.at(s) in named)
+
+
+def changed_slots(before: Grid, after: Grid) -> Region:
+    """Every slot whose content differs between two pictures; None when the background differs."""
+    if after.background != before.background:
+        return None
+    return frozenset(before.differing_slots(after))
 
 
 def union(a: Region, b: Region) -> Region:
@@ -66,18 +70,19 @@ def region_mask(region: Region, size: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def _pair(image: Image.Image, reference: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Both as (H, W, 3) float in 0..1 at the reference's size (the generated one resized)."""
+def _pair(image: Image.Image, reference: Image.Image, dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Both as (H, W, 3) `dtype` in 0..1 at the reference's size (the generated one resized)."""
     ref = reference.convert("RGB")
     img = image.convert("RGB")
     if img.size != ref.size:
         img = img.resize(ref.size, Image.Resampling.BICUBIC)
-    return np.asarray(img, dtype=np.float64) / 255.0, np.asarray(ref, dtype=np.float64) / 255.0
+    return np.asarray(img, dtype=dtype) / 255.0, np.asarray(ref, dtype=dtype) / 255.0
 
 
-def distance_outside(image: Image.Image, reference: Image.Image, region: Region) -> tuple[float, float] | None:
-    """(L1, L2) over the pixels outside `region`; None when nothing is outside it."""
-    a, b = _pair(image, reference)  # (H, W, 3) each
+def distance_outside(image: Image.Image, reference: Image.Image, region: Region, dtype: type = np.float64) -> tuple[float, float] | None:
+    """(L1, L2) over the pixels outside `region`; None when nothing is outside it. `dtype` is
+    the arithmetic's precision (bench-world's figures are float32, the eval report's float64)."""
+    a, b = _pair(image, reference, dtype)  # (H, W, 3) each
     keep = ~region_mask(region, reference.size)  # (H, W)
     if not keep.any():
         return None

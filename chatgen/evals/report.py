@@ -93,7 +93,7 @@ def summarize(results: list[TurnResult], model: str = "", mode: str | None = Non
     }
 
 
-def _safe(name: str) -> str:
+def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
@@ -106,7 +106,7 @@ def write_report(results: list[TurnResult], summary: dict, out: str | Path) -> P
     for r in results:
         files = {}
         for name, im in r.images.items():
-            rel = f"images/{_safe(r.dialogue)}_t{r.turn}_{name}.png"
+            rel = f"images/{_file_safe(r.dialogue)}_t{r.turn}_{name}.png"
             save_png(im, out / rel)
             files[name] = rel
         d = r.to_dict()
@@ -140,14 +140,14 @@ tr.dlg td { background: #eef2f8; font-weight: 600; }
 """
 
 
-def _e(x) -> str:
+def _escaped(x) -> str:
     return html.escape(str(x))
 
 
-def _img(files: dict, name: str, below: str = "") -> str:
+def _image_cell(files: dict, name: str, below: str = "") -> str:
     """A table cell with the image (linked to the file), or a dash; `below` goes under it."""
     if name in files:
-        return f'<td class="img"><a href="{_e(files[name])}"><img src="{_e(files[name])}" alt="{name}"></a>{below}</td>'
+        return f'<td class="img"><a href="{_escaped(files[name])}"><img src="{_escaped(files[name])}" alt="{name}"></a>{below}</td>'
     return f'<td class="img"><span>—</span>{below}</td>'
 
 
@@ -156,12 +156,12 @@ def _verdict(correct) -> str:
 
 
 def _table(title: str, table: dict, extra: tuple[str, ...] = ()) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in ("", "pass rate", "passed", "turns") + extra)
+    head = "".join(f"<th>{_escaped(c)}</th>" for c in ("", "pass rate", "passed", "turns") + extra)
     body = "".join(
-        f"<tr><td>{_e(k)}</td><td>{v['pass_rate']:.3f}</td><td>{v['passed']}</td><td>{v['turns']}</td>" + "".join(f"<td>{v[c]:.3f}</td>" for c in extra) + "</tr>"
+        f"<tr><td>{_escaped(k)}</td><td>{v['pass_rate']:.3f}</td><td>{v['passed']}</td><td>{v['turns']}</td>" + "".join(f"<td>{v[c]:.3f}</td>" for c in extra) + "</tr>"
         for k, v in table.items()
     )
-    return f"<h3>{_e(title)}</h3><table><tr>{head}</tr>{body}</table>"
+    return f"<h3>{_escaped(title)}</h3><table><tr>{head}</tr>{body}</table>"
 
 
 def _html(rows: list[dict], s: dict) -> str:
@@ -173,26 +173,26 @@ def _html(rows: list[dict], s: dict) -> str:
     figures += [(k, f"{v:.4f}") for k, v in s["metrics"].items()]
     if s["min_pass"] is not None:
         figures.append(("min pass", f"{s['min_pass']} ({'passed' if s['passed'] else 'FAILED'})"))
-    summary = "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in figures) + "</table>"
+    summary = "<table>" + "".join(f"<tr><th>{_escaped(k)}</th><td>{_escaped(v)}</td></tr>" for k, v in figures) + "</table>"
     head = "".join(f"<th>{c}</th>" for c in ("turn", "user", "input", "reply", "expected", "change outside edit", "result"))
     body, last = [], None
     for d in rows:
         if d["dialogue"] != last:
             last = d["dialogue"]
-            body.append(f'<tr class="dlg"><td colspan="7">{_e(last)} <span class="small">{_e(d["mode"])} · {_e(", ".join(d["tags"]))}</span></td></tr>')
+            body.append(f'<tr class="dlg"><td colspan="7">{_escaped(last)} <span class="small">{_escaped(d["mode"])} · {_escaped(", ".join(d["tags"]))}</span></td></tr>')
         m = d["metrics"]
         nums = " · ".join(f"{k} {m[k]:.4f}" for k in METRICS if isinstance(m.get(k), (int, float)))
-        reply = f'<div class="small">{_e(d["reply_text"][:200])}</div>' if d["reply_text"] else ""
+        reply = f'<div class="small">{_escaped(d["reply_text"][:200])}</div>' if d["reply_text"] else ""
         body.append(
-            f"<tr><td>{d['turn']}<div class=small>{_e(d['kind'])}</div></td>"
-            f"<td>{_e(d['user'])}<div class=small>start: {_e(d['start'] or '—')}</div></td>"
-            + _img(d["images"], "input") + _img(d["images"], "reply", reply) + _img(d["images"], "expected") + _img(d["images"], "heat")
-            + f'<td class="reason">{_verdict(d["correct"])} {_e(d["reason"])}<div class="small">{_e(nums)}</div></td></tr>'
+            f"<tr><td>{d['turn']}<div class=small>{_escaped(d['kind'])}</div></td>"
+            f"<td>{_escaped(d['user'])}<div class=small>start: {_escaped(d['start'] or '—')}</div></td>"
+            + _image_cell(d["images"], "input") + _image_cell(d["images"], "reply", reply) + _image_cell(d["images"], "expected") + _image_cell(d["images"], "heat")
+            + f'<td class="reason">{_verdict(d["correct"])} {_escaped(d["reason"])}<div class="small">{_escaped(nums)}</div></td></tr>'
         )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>chatgen eval</title>"
         f"<style>{_CSS}</style></head><body>"
-        f"<h1>chatgen eval</h1><p class=small>model {_e(s['model'])} · mode {_e(s['mode'] or 'per dialogue')}</p>"
+        f"<h1>chatgen eval</h1><p class=small>model {_escaped(s['model'])} · mode {_escaped(s['mode'] or 'per dialogue')}</p>"
         f"<div class=row><div><h3>summary</h3>{summary}</div><div>{_table('per tag', s['per_tag'], ('final_turn', 'all_turn'))}</div>"
         f"<div>{_table('per turn kind', s['per_kind'])}</div></div>"
         + "<h3>turns</h3><p class=small>heat map: black = unchanged, red to yellow = changed; dark blue = the region the edit may change</p>"

@@ -41,7 +41,7 @@ from .checks import Check, check_answer, check_max, check_min, check_reply, chec
 from .clip import ClipScorer
 from .grid import ALL_SLOTS, Grid
 from .regions import Region, changed_region, distance_outside, heat_map, union
-from .suite import MODES, EvalDialogue, EvalTurn, Limits
+from .suite import MODES, EvalDialogue, Limits, ScriptedTurn
 
 
 @dataclass
@@ -132,7 +132,7 @@ def _undo(session: Session, steps: list[_Step], res: TurnResult) -> None:
     res.reason = "undo"
 
 
-def _turn(assistant, session: Session, steps: list[_Step], turn: EvalTurn, res: TurnResult, mode: str, params: dict, clip: ClipScorer | None) -> Session:
+def _turn(assistant, session: Session, steps: list[_Step], turn: ScriptedTurn, res: TurnResult, mode: str, params: dict, clip: ClipScorer | None) -> Session:
     """Run and score one user turn; returns the session the dialogue continues in."""
     state, e = steps[-1], turn.expect
     # 1. Where the turn starts: the running session, or a fresh one with a reference upload.
@@ -193,8 +193,8 @@ def _turn(assistant, session: Session, steps: list[_Step], turn: EvalTurn, res: 
         checks += _limit_checks("preserve", preserve, e.preserve, why) + _limit_checks("drift", drift, e.drift, why)
     # 5. Agreement with the pinned scene, and CLIP scores.
     if pinned is not None and grid is not None:
-        want = Grid.of_scene(pinned)
-        res.metrics["slot_accuracy"] = round(sum(grid.at(s) == want.at(s) for s in ALL_SLOTS) / len(ALL_SLOTS), 4)
+        wrong = grid.differing_slots(Grid.of_scene(pinned))
+        res.metrics["slot_accuracy"] = round((len(ALL_SLOTS) - len(wrong)) / len(ALL_SLOTS), 4)
     if clip is not None and image is not None:
         scores = clip.scores(image, caption=describe(pinned) if pinned is not None else turn.user, target=render(pinned) if pinned is not None else None)
         res.metrics.update({k: round(v, 6) for k, v in scores.items()})

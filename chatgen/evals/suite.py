@@ -38,17 +38,24 @@ A scene check is *pinned* when `exact` is true, `background` is given and every 
 names one slot with count 1: exactly one picture passes it, and the runner uses that picture
 (rendered) as the reference of independent mode, the expected column of the report and the
 previous scene of the next turn's changed region.
+
+The format is the dataclasses below, one per YAML mapping, validated by pydantic (unknown keys
+are errors); a malformed file raises SuiteError, one line naming the file, the turn and the key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
-from dataclasses import dataclass
+import typing
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable
 
 import yaml
 from PIL import Image
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from chatgen.errors import ChatgenError
 from chatgen.images import load_image
@@ -60,19 +67,104 @@ MODES = ("iterative", "independent")
 REPLY_KINDS = ("image", "text", "clarify")
 UNDO_TEXT = "/undo"
 
+# Every mapping of the format: unknown keys are errors; uploads are PIL images.
+FORMAT = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
 
 class SuiteError(ChatgenError):
     """A malformed dialogue file: one line naming the file and the problem."""
 
 
-# ---- the format as dataclasses ------------------------------------------------------------------
-@dataclass(frozen=True)
+# ---- values: each check raises ValueError with the sentence a person reads -----------------------
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError(f"expected non-empty text, got {v!r}")
+    return v
+
+
+def _listed(v: Any) -> Any:
+    """One text stands for a list of one."""
+    return [v] if isinstance(v, str) else v
+
+
+def _integer(lo: int) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ValueError(f"expected an integer >= {lo}, got {v!r}")
+        return v
+
+    return check
+
+
+def _limit(v: Any) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+        raise ValueError(f"expected a number >= 0, got {v!r}")
+    return float(v)
+
+
+def _cosine(v: Any) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not -1 <= v <= 1:
+        raise ValueError(f"expected a cosine similarity between -1 and 1, got {v!r}")
+    return float(v)
+
+
+def _flag(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"expected true or false, got {v!r}")
+    return v
+
+
+def _one_of(options: tuple[str, ...], what: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"{v!r} is not {what}; use one of {', '.join(options)}")
+        return v
+
+    return check
+
+
+def _position(v: Any) -> str:
+    position = _text(v).strip().lower()
+    try:
+        slots_of(position)
+    except ValueError:
+        raise ValueError(f"{position!r} is not a position; use left, center, right, top, middle, bottom or a pair such as 'top left'") from None
+    return position
+
+
+def _optional(check: Callable[[Any], Any]) -> BeforeValidator:
+    """`check` for a key that may be left out (None in Python; a null in a file is refused later)."""
+    return BeforeValidator(lambda v: None if v is None else check(v))
+
+
+def _no_count(v: Any) -> Any:
+    """An exclude entry has no count: the class must not be there at all."""
+    if isinstance(v, dict) and "count" in v:
+        raise ValueError("unknown key 'count' (allowed: class, position)")
+    return v
+
+
+def _some_of(spec: Any, *keys: str) -> Any:
+    """`spec` when at least one of `keys` is set: a mapping of bounds with none in it is a slip."""
+    if all(getattr(spec, k) is None for k in keys):
+        raise ValueError(f"give {' and/or '.join(keys)}")
+    return spec
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+OptionalText = Annotated[str | None, _optional(_text)]
+Texts = Annotated[tuple[Text, ...], BeforeValidator(_listed)]
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+# ---- the format: one dataclass per YAML mapping, validated by pydantic ----------------------------
+@dataclass(frozen=True, config=FORMAT)
 class ObjSpec:
     """One include or exclude entry."""
 
-    cls: str  # one of chatgen.world.CLASSES
-    count: int = 1  # include: exactly this many within `position`; exclude: unused
-    position: str | None = None  # a column/row word or a "row col" pair; None: anywhere
+    cls: Annotated[str, BeforeValidator(_one_of(CLASSES, "a world class"))] = Field(alias="class")  # one of chatgen.world.CLASSES
+    count: Annotated[int, BeforeValidator(_integer(1))] = 1  # include: exactly this many within `position`; exclude: unused
+    position: Annotated[str | None, _optional(_position)] = None  # a column/row word or a "row col" pair; None: anywhere
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -84,14 +176,14 @@ class ObjSpec:
         return "" if self.position is None else f" at {self.position}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=FORMAT)
 class SceneSpec:
     """Checks on a reply image, in world terms."""
 
-    background: str | None = None  # expected background; None: not checked
+    background: Annotated[str | None, _optional(_one_of(BACKGROUNDS, "a world background"))] = None  # expected background; None: not checked
     include: tuple[ObjSpec, ...] = ()  # objects that must be there, counted exactly
-    exclude: tuple[ObjSpec, ...] = ()  # classes that must not be there
-    exact: bool = False  # nothing but the included objects
+    exclude: tuple[Annotated[ObjSpec, BeforeValidator(_no_count)], ...] = ()  # classes that must not be there
+    exact: Flag = False  # nothing but the included objects
 
     def pinned(self) -> Scene | None:
         """The only scene that passes, when the spec pins one (see the module doc); else None."""
@@ -108,50 +200,101 @@ class SceneSpec:
         return {o.cls for o in self.include + self.exclude}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=FORMAT)
 class Limits:
     """Upper bounds on pixel change (0..1 scale); None = not checked."""
 
-    max_l1: float | None = None  # mean absolute difference
-    max_l2: float | None = None  # mean squared difference
+    max_l1: Annotated[float | None, _optional(_limit)] = None  # mean absolute difference
+    max_l2: Annotated[float | None, _optional(_limit)] = None  # mean squared difference
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> "Limits":
+        return _some_of(self, "max_l1", "max_l2")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=FORMAT)
 class ClipSpec:
     """Lower bounds on CLIP similarities; scored only when the run loads a CLIP model."""
 
-    min_t: float | None = None  # CLIP-T: reply image vs the expected caption
-    min_i: float | None = None  # CLIP-I: reply image vs the expected (pinned) picture
+    min_t: Annotated[float | None, _optional(_cosine)] = None  # CLIP-T: reply image vs the expected caption
+    min_i: Annotated[float | None, _optional(_cosine)] = None  # CLIP-I: reply image vs the expected (pinned) picture
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "ClipSpec":
+        return _some_of(self, "min_t", "min_i")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=FORMAT)
 class Expect:
     """What a turn's reply must satisfy; every field is optional."""
 
-    reply: str | None = None  # image | text | clarify; None: not checked
+    reply: Annotated[str | None, _optional(_one_of(REPLY_KINDS, "a reply kind"))] = None  # image | text | clarify; None: not checked
     scene: SceneSpec | None = None  # checks on the reply image
-    answer_any: tuple[str, ...] = ()  # the reply text contains one of these
-    answer_all: tuple[str, ...] = ()  # ... all of these
-    answer_none: tuple[str, ...] = ()  # ... none of these
+    answer_any: Texts = ()  # the reply text contains one of these
+    answer_all: Texts = ()  # ... all of these
+    answer_none: Texts = ()  # ... none of these
     preserve: Limits | None = None  # change outside the edited region, vs the previous image
     drift: Limits | None = None  # change outside every edited region, vs the first image
     clip: ClipSpec | None = None  # CLIP-T / CLIP-I thresholds
+
+    @model_validator(mode="after")
+    def _image_checks_need_an_image(self) -> "Expect":
+        if self.reply in ("text", "clarify"):
+            for k in ("scene", "preserve", "drift", "clip"):
+                if getattr(self, k) is not None:
+                    raise ValueError(f"{k} checks an image, but reply is {self.reply}")
+        return self
 
     @property
     def wants_image(self) -> bool:
         return self.reply == "image" or (self.reply is None and any(x is not None for x in (self.scene, self.preserve, self.drift)))
 
 
-@dataclass(frozen=True)
-class EvalTurn:
-    """One scripted user turn."""
+@dataclass(frozen=True, config=FORMAT)
+class ScriptedTurn:
+    """One scripted user turn (an undo turn has only `undo`)."""
 
-    user: str  # the message text ("" for an undo)
-    image: Image.Image | None = None  # the upload, loaded from the file next to the dialogue
-    image_path: str | None = None  # that file, as written in the YAML
-    undo: bool = False  # step back one turn instead of sending a message
-    kind: str | None = None  # turn kind for the per-kind pass rates
+    user: Text = ""  # the message text ("" for an undo)
+    image_path: OptionalText = Field(None, alias="image")  # the upload's file, as written in the YAML (relative to it)
+    undo: Flag = False  # step back one turn instead of sending a message
+    kind: OptionalText = None  # turn kind for the per-kind pass rates
     expect: Expect | None = None  # None: the turn is run but not scored
+    image: Image.Image | None = Field(None, init=False)  # the upload, loaded from `image_path`
+
+    @model_validator(mode="before")
+    @classmethod
+    def _undo_or_message(cls, data: Any) -> Any:
+        """`undo: true` or `user: /undo` alone is an undo turn; any other turn needs user text."""
+        if not isinstance(data, dict):
+            return data  # pydantic names the type
+        user = data.get("user", UNDO_TEXT)
+        if data.get("undo") is True or (isinstance(user, str) and user.strip() == UNDO_TEXT and "user" in data):
+            extra = [k for k in data if k not in ("undo", "user")]
+            if extra or not isinstance(user, str) or user.strip() != UNDO_TEXT:
+                raise ValueError(f"an undo turn takes nothing else (found {', '.join(extra) or 'user text'})")
+            return {"undo": True}
+        if "user" not in data:
+            raise ValueError("missing key 'user' (the message text; or `undo: true`)")
+        return data
+
+    @field_validator("image_path")
+    @classmethod
+    def _load_upload(cls, path: str | None, info: ValidationInfo) -> str | None:
+        """Load the upload now (a missing file fails the suite early); `_keep_upload` stores it."""
+        if path is None:
+            return path  # `image: null`, reported by load_dialogue
+        try:
+            image = load_image(info.context["folder"] / path, what="uploaded image").convert("RGB")
+        except ChatgenError as e:
+            raise ValueError(str(e)) from None
+        info.context["uploads"][path] = image
+        return path
+
+    @model_validator(mode="after")
+    def _keep_upload(self, info: ValidationInfo) -> "ScriptedTurn":
+        if self.image_path is not None:
+            object.__setattr__(self, "image", info.context["uploads"].pop(self.image_path))
+        return self
 
     @property
     def kind_name(self) -> str:
@@ -165,196 +308,123 @@ class EvalTurn:
         return "image" if self.expect is not None and self.expect.wants_image else "other"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True, config=FORMAT)
 class EvalDialogue:
-    """One scripted conversation."""
+    """One scripted conversation (one file)."""
 
-    id: str  # unique within a suite
-    path: Path  # the YAML file
-    turns: tuple[EvalTurn, ...]  # in order
-    seed: int | None = None  # sampling seed; None: the suite's
-    mode: str | None = None  # iterative | independent; None: the suite's (iterative)
-    tags: tuple[str, ...] = ()  # labels for filtering and per-tag pass rates
+    id: Annotated[str, BeforeValidator(lambda v: _text(str(v)))]  # unique within a suite; default: the file name without .yaml
+    seed: Annotated[int | None, _optional(_integer(0))] = None  # sampling seed; None: the suite's
+    mode: Annotated[str | None, _optional(_one_of(MODES, "a mode"))] = None  # iterative | independent; None: the suite's (iterative)
+    tags: Texts = ()  # labels for filtering and per-tag pass rates
+    description: Any = None  # free text for people, ignored
+    turns: tuple[ScriptedTurn, ...]  # in order
+    path: Path = Field(Path(), init=False)  # the YAML file
 
+    @model_validator(mode="before")
+    @classmethod
+    def _id_from_file_name(cls, data: Any, info: ValidationInfo) -> Any:
+        return {"id": info.context["path"].stem, **data} if isinstance(data, dict) else data
 
-# ---- parsing ------------------------------------------------------------------------------------
-class _Where:
-    """The file and the key path of the value being parsed, for error messages."""
+    @field_validator("turns")
+    @classmethod
+    def _some_user_turn(cls, turns: tuple[ScriptedTurn, ...]) -> tuple[ScriptedTurn, ...]:
+        if all(t.undo for t in turns):
+            raise ValueError("a dialogue needs at least one user turn")
+        return turns
 
-    def __init__(self, path: Path, key: str = ""):
-        self.path, self.key = path, key
-
-    def __truediv__(self, key: str | int) -> "_Where":
-        k = f"[{key}]" if isinstance(key, int) else (f".{key}" if self.key else key)
-        return _Where(self.path, self.key + k)
-
-    def fail(self, problem: str) -> SuiteError:
-        return SuiteError(f"{self.path}: {self.key + ': ' if self.key else ''}{problem}")
-
-
-def _mapping(v: Any, at: _Where, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(v, dict):
-        raise at.fail(f"expected a mapping with keys {', '.join(allowed)}, got {type(v).__name__}")
-    for k in v:
-        if k not in allowed:
-            raise at.fail(f"unknown key {k!r} (allowed: {', '.join(allowed)})")
-    for k in required:
-        if k not in v:
-            raise at.fail(f"missing key {k!r}")
-    return v
+    @model_validator(mode="after")
+    def _keep_path(self, info: ValidationInfo) -> "EvalDialogue":
+        object.__setattr__(self, "path", info.context["path"])
+        return self
 
 
-def _list(v: Any, at: _Where) -> list:
-    if not isinstance(v, list):
-        raise at.fail(f"expected a list, got {type(v).__name__}")
-    return v
+# ---- reading a file -----------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _dialogue_format() -> TypeAdapter:
+    return TypeAdapter(EvalDialogue)
 
 
-def _str(v: Any, at: _Where) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise at.fail(f"expected non-empty text, got {v!r}")
-    return v
+def _keys_at(loc: tuple) -> list[str]:
+    """The YAML keys of the mapping at `loc` (a pydantic error location)."""
+    found: Any = EvalDialogue
+    for key in (k for k in loc if isinstance(k, str)):
+        field = next(f for name, f in found.__pydantic_fields__.items() if (f.alias or name) == key)
+        found = _dataclass_in(field.annotation)
+    return [f.alias or name for name, f in found.__pydantic_fields__.items() if f.init is not False]
 
 
-def _strings(v: Any, at: _Where) -> tuple[str, ...]:
-    if isinstance(v, str):
-        v = [v]
-    return tuple(_str(x, at / i) for i, x in enumerate(_list(v, at)))
+def _dataclass_in(annotation: Any) -> Any:
+    """The format dataclass inside `X | None`, `tuple[X, ...]` or `Annotated[X, ...]`."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    return next((d for d in map(_dataclass_in, typing.get_args(annotation)) if d is not None), None)
 
 
-def _int(v: Any, at: _Where, lo: int = 0) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-        raise at.fail(f"expected an integer >= {lo}, got {v!r}")
-    return v
+def _place(loc: tuple) -> str:
+    """("turns", 0, "expect", "scene", "include", 1) -> "turn 1.expect.scene.include[1]"."""
+    place, rest = ("", loc) if len(loc) < 2 or loc[0] != "turns" else (f"turn {loc[1] + 1}", loc[2:])
+    for key in rest:
+        place += f"[{key}]" if isinstance(key, int) else (f".{key}" if place else key)
+    return place
 
 
-def _number(v: Any, at: _Where) -> float:
-    if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-        raise at.fail(f"expected a number >= 0, got {v!r}")
-    return float(v)
+def _problem(error: dict) -> tuple[tuple, str]:
+    """(where, the sentence) of a pydantic error."""
+    loc, kind, value = error["loc"], error["type"], error["input"]
+    if kind == "unexpected_keyword_argument":
+        return loc[:-1], f"unknown key {loc[-1]!r} (allowed: {', '.join(_keys_at(loc[:-1]))})"
+    if kind in ("missing", "missing_argument"):
+        return loc[:-1], f"missing key {loc[-1]!r}"
+    if kind in ("dataclass_type", "dataclass_args_type", "dict_type"):
+        return loc, f"expected a mapping with keys {', '.join(_keys_at(loc))}, got {type(value).__name__}"
+    if kind in ("tuple_type", "list_type"):
+        return loc, f"expected a list, got {type(value).__name__}"
+    if kind in ("value_error", "assertion_error"):
+        return loc, str(error["ctx"]["error"])
+    return loc, error["msg"]
 
 
-def _bool(v: Any, at: _Where) -> bool:
-    if not isinstance(v, bool):
-        raise at.fail(f"expected true or false, got {v!r}")
-    return v
+def _null_at(data: Any, loc: tuple = ()) -> tuple | None:
+    """Where the first key given as null (`key:` and nothing) is, description aside; None: nowhere.
+    The format's optional keys are left out when not wanted: a null is a slip, not a default."""
+    items = data.items() if isinstance(data, dict) else (enumerate(data) if isinstance(data, list) else ())
+    for key, value in items:
+        if value is None and loc + (key,) != ("description",):
+            return loc + (key,)
+        found = _null_at(value, loc + (key,))
+        if found is not None:
+            return found
+    return None
 
 
-def _choice(v: Any, at: _Where, options: tuple[str, ...], what: str) -> str:
-    if v not in options:
-        raise at.fail(f"{v!r} is not {what}; use one of {', '.join(options)}")
-    return v
-
-
-def _obj_spec(v: Any, at: _Where, include: bool) -> ObjSpec:
-    keys = ("class", "count", "position") if include else ("class", "position")
-    d = _mapping(v, at, keys, required=("class",))
-    cls = _choice(d["class"], at / "class", CLASSES, "a world class")
-    count = _int(d["count"], at / "count", lo=1) if "count" in d else 1
-    position = None
-    if "position" in d:
-        position = _str(d["position"], at / "position").strip().lower()
-        try:
-            slots_of(position)
-        except ValueError:
-            raise (at / "position").fail(f"{position!r} is not a position; use left, center, right, top, middle, bottom or a pair such as 'top left'") from None
-    return ObjSpec(cls, count, position)
-
-
-def _scene_spec(v: Any, at: _Where) -> SceneSpec:
-    d = _mapping(v, at, ("background", "include", "exclude", "exact"))
-    bg = _choice(d["background"], at / "background", BACKGROUNDS, "a world background") if "background" in d else None
-    inc = tuple(_obj_spec(x, at / "include" / i, True) for i, x in enumerate(_list(d.get("include", []), at / "include")))
-    exc = tuple(_obj_spec(x, at / "exclude" / i, False) for i, x in enumerate(_list(d.get("exclude", []), at / "exclude")))
-    return SceneSpec(bg, inc, exc, _bool(d.get("exact", False), at / "exact"))
-
-
-def _limits(v: Any, at: _Where) -> Limits:
-    d = _mapping(v, at, ("max_l1", "max_l2"))
-    if not d:
-        raise at.fail("give max_l1 and/or max_l2")
-    return Limits(*(_number(d[k], at / k) if k in d else None for k in ("max_l1", "max_l2")))
-
-
-def _clip_spec(v: Any, at: _Where) -> ClipSpec:
-    d = _mapping(v, at, ("min_t", "min_i"))
-    if not d:
-        raise at.fail("give min_t and/or min_i")
-    for k in d:
-        if not isinstance(d[k], (int, float)) or isinstance(d[k], bool) or not -1 <= d[k] <= 1:
-            raise (at / k).fail(f"expected a cosine similarity between -1 and 1, got {d[k]!r}")
-    return ClipSpec(*(float(d[k]) if k in d else None for k in ("min_t", "min_i")))
-
-
-def _expect(v: Any, at: _Where) -> Expect:
-    keys = ("reply", "scene", "answer_any", "answer_all", "answer_none", "preserve", "drift", "clip")
-    d = _mapping(v, at, keys)
-    e = Expect(
-        reply=_choice(d["reply"], at / "reply", REPLY_KINDS, "a reply kind") if "reply" in d else None,
-        scene=_scene_spec(d["scene"], at / "scene") if "scene" in d else None,
-        answer_any=_strings(d["answer_any"], at / "answer_any") if "answer_any" in d else (),
-        answer_all=_strings(d["answer_all"], at / "answer_all") if "answer_all" in d else (),
-        answer_none=_strings(d["answer_none"], at / "answer_none") if "answer_none" in d else (),
-        preserve=_limits(d["preserve"], at / "preserve") if "preserve" in d else None,
-        drift=_limits(d["drift"], at / "drift") if "drift" in d else None,
-        clip=_clip_spec(d["clip"], at / "clip") if "clip" in d else None,
-    )
-    if e.reply in ("text", "clarify"):
-        for k in ("scene", "preserve", "drift", "clip"):
-            if k in d:
-                raise at.fail(f"{k} checks an image, but reply is {e.reply}")
-    return e
-
-
-def _turn(v: Any, at: _Where, folder: Path) -> EvalTurn:
-    d = _mapping(v, at, ("user", "image", "undo", "kind", "expect"))
-    undo = _bool(d.get("undo", False), at / "undo") or (isinstance(d.get("user"), str) and d["user"].strip() == UNDO_TEXT)
-    if undo:
-        extra = [k for k in d if k not in ("undo", "user")]
-        if extra or d.get("user", UNDO_TEXT).strip() != UNDO_TEXT:
-            raise at.fail(f"an undo turn takes nothing else (found {', '.join(extra) or 'user text'})")
-        return EvalTurn(user="", undo=True)
-    if "user" not in d:
-        raise at.fail("missing key 'user' (the message text; or `undo: true`)")
-    user = _str(d["user"], at / "user")
-    image, image_path = None, None
-    if "image" in d:
-        image_path = _str(d["image"], at / "image")
-        try:
-            image = load_image(folder / image_path, what="uploaded image").convert("RGB")
-        except ChatgenError as e:
-            raise (at / "image").fail(str(e)) from None
-    kind = _str(d["kind"], at / "kind") if "kind" in d else None
-    expect = _expect(d["expect"], at / "expect") if "expect" in d else None
-    return EvalTurn(user, image, image_path, False, kind, expect)
+def _fail(path: Path, loc: tuple, problem: str) -> SuiteError:
+    place = _place(loc)
+    return SuiteError(f"{path}: {place + ': ' if place else ''}{problem}")
 
 
 def load_dialogue(path: str | Path) -> EvalDialogue:
     """Read and check one dialogue file; raises SuiteError naming the file and the key."""
     path = Path(path)
-    at = _Where(path)
     # 1. Parse the YAML.
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
-        raise at.fail(f"cannot read the file ({e.strerror or e})") from None
+        raise _fail(path, (), f"cannot read the file ({e.strerror or e})") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
-        raise at.fail(f"{line}not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})") from None
-    # 2. Check the top level, then every turn.
-    d = _mapping(data, at, ("id", "seed", "mode", "tags", "description", "turns"), required=("turns",))
-    turns = tuple(_turn(t, _Where(path, f"turn {i + 1}"), path.parent) for i, t in enumerate(_list(d["turns"], at / "turns")))
-    if not any(not t.undo for t in turns):
-        raise (at / "turns").fail("a dialogue needs at least one user turn")
-    return EvalDialogue(
-        id=_str(str(d["id"]) if "id" in d else path.stem, at / "id"),
-        path=path,
-        turns=turns,
-        seed=_int(d["seed"], at / "seed") if "seed" in d else None,
-        mode=_choice(d["mode"], at / "mode", MODES, "a mode") if "mode" in d else None,
-        tags=_strings(d["tags"], at / "tags") if "tags" in d else (),
-    )
+        raise _fail(path, (), f"{line}not valid YAML ({getattr(e, 'problem', None) or type(e).__name__})") from None
+    # 2. Check it against the format (uploads are loaded on the way); the first problem is reported.
+    try:
+        dialogue = _dialogue_format().validate_python(data, context={"path": path, "folder": path.parent, "uploads": {}})
+    except ValidationError as e:
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "unexpected_keyword_argument")  # unknown keys first
+        raise _fail(path, *_problem(errors[0])) from None
+    # 3. No optional key given as null.
+    null = _null_at(data)
+    if null is not None:
+        raise _fail(path, null, "expected a value, got null (leave the key out instead)")
+    return dialogue
 
 
 def find_files(paths: list[str]) -> list[Path]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-import numpy as np
 import sentencepiece as spm
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 from .. import world
+from ..image_tokenizer import VQImageTokenizer
 from ..vocab import JointVocab
+from .vq import render_tiles
 
 
 def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: float = 0.5) -> "world.Dialogue":
@@ -48,27 +50,29 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
 
 
 class TileCodebook:
-    """Scene -> (H, W) codes by looking up each 16 px tile's code (the VQ encodes tiles independently)."""
+    """Scene -> (H, W) codes by looking up each tile's code (the VQ encodes tiles independently,
+    so a tile seen once never needs the VQ again)."""
 
-    def __init__(self, backend):
-        self.backend = backend  # a NativeBackend with a tiled VQ
-        self.tile = backend.config.tile
+    def __init__(self, image_tokenizer: VQImageTokenizer):
+        if not image_tokenizer.tile:
+            raise ValueError("image_tokenizer must read tiles (tile > 0) for a TileCodebook")
+        self.image_tokenizer = image_tokenizer  # encodes a render whose tiles are not in the table yet
         self.table: dict[bytes, int] = {}  # tile bytes -> code
         self.cache: dict[object, torch.Tensor] = {}  # scene -> codes
 
     def codes(self, scene) -> torch.Tensor:
         if scene in self.cache:
             return self.cache[scene]
-        arr = world.render_array(scene)  # (96, 96, 3)
-        t, v = self.tile, self.backend.vocab
-        tiles = arr.reshape(v.grid_h, t, v.grid_w, t, 3).transpose(0, 2, 1, 3, 4).reshape(-1, t, t, 3)  # (H*W, t, t, 3)
-        keys = [x.tobytes() for x in tiles]
+        # 1. The render's tiles, row by row: one code each.
+        tok = self.image_tokenizer
+        keys = [t.tobytes() for t in render_tiles(world.render_array(scene), tok.tile)]  # H*W tiles
+        # 2. Encode the render once if any of its tiles is new.
         missing = [i for i, k in enumerate(keys) if k not in self.table]
         if missing:
-            codes = self.backend.encode_image(world.render(scene)).reshape(-1)  # (H*W,)
+            codes = tok.encode(world.render(scene)).reshape(-1)  # (H*W,)
             for i in missing:
                 self.table[keys[i]] = int(codes[i])
-        out = torch.tensor([self.table[k] for k in keys]).reshape(v.grid_h, v.grid_w)
+        out = torch.tensor([self.table[k] for k in keys]).reshape(tok.grid_h, tok.grid_w)  # (H, W)
         if len(self.cache) < 200_000:
             self.cache[scene] = out
         return out
@@ -116,21 +120,11 @@ class DialogueEncoder:
 
 def collate(examples: list[Example], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded (B, T) input ids, attention mask and labels (-100 where no loss)."""
-    T = max(len(e.ids) for e in examples)
-    ids = torch.full((len(examples), T), pad, dtype=torch.long)
-    att = torch.zeros((len(examples), T), dtype=torch.long)
-    labels = torch.full((len(examples), T), -100, dtype=torch.long)
-    for i, e in enumerate(examples):
-        n = len(e.ids)
-        ids[i, :n] = torch.tensor(e.ids)
-        att[i, :n] = 1
-        lab = torch.tensor(e.ids)
-        lab[~torch.tensor(e.loss)] = -100
-        labels[i, :n] = lab
-    return ids, att, labels
-
-
-def length_stats(encoder: DialogueEncoder, n: int, seed: int) -> dict:
-    rng = random.Random(seed)
-    lens = np.array([len(encoder.encode(sample_dialogue(rng)).ids) for _ in range(n)])
-    return {"mean": float(lens.mean()), "p95": float(np.percentile(lens, 95)), "max": int(lens.max())}
+    ids = [torch.tensor(e.ids) for e in examples]
+    labels = [torch.where(torch.tensor(e.loss), x, -100) for e, x in zip(examples, ids)]
+    att = [torch.ones_like(x) for x in ids]
+    return (
+        pad_sequence(ids, batch_first=True, padding_value=pad),  # (B, T)
+        pad_sequence(att, batch_first=True, padding_value=0),  # (B, T)
+        pad_sequence(labels, batch_first=True, padding_value=-100),  # (B, T)
+    )

@@ -1,4 +1,4 @@
-"""Pick the training device and precision: CUDA when present, else the CPU with bf16 autocast."""
+"""Pick the training device and precision: CUDA with bf16 autocast when present, else the CPU in fp32."""
 
 from __future__ import annotations
 

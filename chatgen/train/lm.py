@@ -7,7 +7,6 @@ from the last one.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -38,7 +37,7 @@ class LMTrainConfig:
     weight_decay: float = 0.05  # AdamW weight decay
     save_every: int = 200  # steps between checkpoints
     seed: int = 0  # data sampling and init seed
-    minutes: float = 0.0  # >0: stop after this wall time (the schedule still ends at `steps`)
+    minutes: float = 0.0  # >0: also stop after this wall time; the cosine then ends at the budget or at `steps`, whichever comes first
     focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
     focus_share: float = 0.5  # the share of samples that are focused turns
 
@@ -63,11 +62,17 @@ def build_lm(cfg: LMTrainConfig, vocab):
     )
 
 
-def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print, init: str | Path | None = None):
-    """Train (or resume) in `run_dir`; returns the model on the CPU in eval mode.
+def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, device: str | None = None, log=print, init: str | Path | None = None) -> dict:
+    """Train (or resume) in `run_dir`; the model is saved in `run_dir/lm` (load it from there
+    with `AutoModelForCausalLM.from_pretrained`); returns the report: steps, tokens, params, minutes.
 
     `init`: the folder of a trained causal LM to continue from (fresh optimiser and schedule)
-    when the run has no checkpoint yet; its architecture replaces the one in `cfg`."""
+    when the run has no checkpoint yet; its architecture replaces the one in `cfg`.
+
+    Learning rate: `lr` times a linear warm-up over `warmup` steps, times a cosine from 100% to
+    10% over the run's progress: `step / steps`, or with a time budget (`minutes`) the larger of
+    that and the share of the budget spent (+ `start / steps` after a resume), so the cosine
+    ends at `steps` or at the budget, whichever comes first (and training stops there)."""
     from transformers import AutoModelForCausalLM
 
     # 1. Model, optimiser, and the last checkpoint if there is one.
@@ -83,15 +88,29 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
     else:
         model = AutoModelForCausalLM.from_pretrained(init) if init is not None else build_lm(cfg, encoder.vocab)
         model, start, rng, state = model.to(dev), 0, random.Random(cfg.seed), None
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2]  # matrices; norms and biases are not decayed
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     if state is not None:
         opt.load_state_dict(state["opt"])
+        for g in opt.param_groups:
+            g["initial_lr"] = cfg.lr  # the schedule's peak, not the rate the saved optimiser ended on
+    t0 = time.perf_counter()
+
+    def lr_factor(i: int) -> float:
+        """The multiple of `cfg.lr` at the i-th step of this call (step start + 1 + i); a
+        `LambdaLR` because the cosine follows the wall clock too, which no step-based helper does."""
+        step = start + 1 + i
+        progress = step / cfg.steps
+        if cfg.minutes:
+            progress = max(progress, (time.perf_counter() - t0) / (cfg.minutes * 60) + start / cfg.steps)
+        return min(1.0, step / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"lm: {n_params / 1e6:.2f}M parameters, steps {start}->{cfg.steps}, {cfg.batch_tokens} tokens per batch, device {dev}")
     model.train()
-    t0, tokens, seen = time.perf_counter(), 0, 0
+    tokens = 0
     pending: list = []
 
     def save(step):
@@ -104,22 +123,17 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
             pending = _length_buckets(encoder, rng, cfg)
         examples = pending.pop()
         ids, att, labels = (t.to(dev) for t in collate(examples, encoder.vocab.pad))
-        # 3. Warm-up then cosine decay to 10%, over the steps or the time budget, whichever ends first.
-        progress = step / cfg.steps
-        if cfg.minutes:
-            progress = max(progress, (time.perf_counter() - t0) / (cfg.minutes * 60) + start / cfg.steps)
-        lr = cfg.lr * min(1.0, step / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        # 4. Forward in bf16 autocast, loss on the assistant's tokens only.
+        # 3. Forward (bf16 autocast on CUDA, fp32 on the CPU: see device.autocast), loss on the
+        #    assistant's tokens only; then the step and the next learning rate (see the docstring).
+        lr = schedule.get_last_lr()[0]
         with autocast(dev):
             loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        schedule.step()
         tokens += int(att.sum())
-        seen += 1
         if step % 20 == 0 or step == start + 1:
             el = time.perf_counter() - t0
             log(f"lm step {step}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {tokens / el:.0f} tok/s {el / 60:.1f} min")
@@ -129,7 +143,7 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
             log(f"lm: time budget reached at step {step}")
             break
     save(step)
-    return model.cpu().eval(), {"steps": step, "tokens": tokens, "params": n_params, "minutes": round((time.perf_counter() - t0) / 60, 1)}
+    return {"steps": step, "tokens": tokens, "params": n_params, "minutes": round((time.perf_counter() - t0) / 60, 1)}
 
 
 def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainConfig, pool: int = 512) -> list[list]:

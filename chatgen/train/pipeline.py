@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
-import torch
 
 from .. import world
 from ..backends.native import NativeBackend, NativeConfig
 from ..errors import ChatgenError
+from ..image_tokenizer import VQImageTokenizer
 from ..vocab import JointVocab
 from .data import DialogueEncoder, TileCodebook
-from .lm import LMTrainConfig, build_lm, train_lm
+from .lm import LMTrainConfig, train_lm
 from .tokenizer import train_tokenizer, world_sentences
 from .vq import VQTrainConfig, psnr
 
@@ -56,18 +56,18 @@ class TrainConfig:
     psnr_scenes: int = 200  # held-out renders the VQ's reconstruction PSNR is measured on
 
 
-def _lm_phase(cfg: LMTrainConfig, encoder: DialogueEncoder, run: Path, device, log, init: Path | None) -> tuple[Path, dict]:
+def _lm_run(cfg: LMTrainConfig, encoder: DialogueEncoder, run: Path, device, log, init: Path | None) -> tuple[Path, dict]:
     """One LM training run in `run` (continuing the LM in folder `init`, if given); returns the
     folder of its LM and its report. A run that finished before is not trained again."""
     done = run / "done.json"
     if done.is_file():
         log(f"lm: {run} is finished, reusing it")
     else:
-        done.write_text(json.dumps(train_lm(cfg, encoder, run, device=device, log=log, init=init)[1]))
+        done.write_text(json.dumps(train_lm(cfg, encoder, run, device=device, log=log, init=init)))
     return run / "lm", json.loads(done.read_text())
 
 
-def _adopt(folder: Path, run: Path, log) -> tuple[Path, dict]:
+def _adopt_checkpoint(folder: Path, run: Path, log) -> tuple[Path, dict]:
     """Copy a checkpoint's tokenizer and VQ-VAE into the run folder (so stages 1-2 are skipped);
     returns the folder of its language model and the checkpoint's training facts."""
     import shutil
@@ -83,13 +83,13 @@ def _adopt(folder: Path, run: Path, log) -> tuple[Path, dict]:
     return folder / "lm", {k: v for k, v in extra.items() if k != "recipe"} | {"folder": str(folder)}
 
 
-def vq_psnr(backend: NativeBackend, n: int = 200, seed: int = HELDOUT_SEED) -> float:
-    """Mean reconstruction PSNR (dB) through encode -> decode on held-out random scenes."""
+def vq_psnr(image_tokenizer: VQImageTokenizer, n: int = 200, seed: int = HELDOUT_SEED) -> float:
+    """Mean reconstruction PSNR (dB, each capped at 100) through encode -> decode on held-out random scenes."""
     rng = random.Random(seed)
     vals = []
     for _ in range(n):
         img = world.render(world.random_scene(rng))
-        rec = backend.decode_image(backend.encode_image(img))
+        rec = image_tokenizer.decode(image_tokenizer.encode(img))
         vals.append(min(psnr(np.asarray(img), np.asarray(rec)), 100.0))
     return float(np.mean(vals))
 
@@ -105,7 +105,7 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     (run / "recipe.json").write_text(json.dumps(asdict(cfg), indent=1, default=list))
     init_lm, before = None, None
     if init_from is not None:
-        init_lm, before = _adopt(Path(init_from), run, log)
+        init_lm, before = _adopt_checkpoint(Path(init_from), run, log)
     # 1. Tokenizer.
     sp_file = run / "tokenizer.model"
     if not sp_file.is_file():
@@ -123,20 +123,20 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
         vq, _ = train_vq(cfg.vq, device=device, log=log)
         vq.save_pretrained(run / "vq")
     vq = VQModel.from_pretrained(run / "vq").eval()
-    s = world.CANVAS_PX // cfg.vq.tile
-    vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=s, grid_w=s)
+    grid = world.CANVAS_PX // cfg.vq.tile  # codes per side: one per tile
+    vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=grid, grid_w=grid)
     config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, unshuffle=cfg.vq.unshuffle, model_name="chatgen-world")
-    probe = NativeBackend(build_lm(LMTrainConfig(hidden=32, layers=1, heads=2, kv_heads=1, intermediate=32), vocab), vq, sp, config)
-    quality = vq_psnr(probe, n=cfg.psnr_scenes)
+    image_tokenizer = config.image_tokenizer(vq)
+    quality = vq_psnr(image_tokenizer, n=cfg.psnr_scenes)
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
-    # 3. Language model.
-    encoder = DialogueEncoder(sp, vocab, TileCodebook(probe))
-    lm_dir, report = _lm_phase(cfg.lm, encoder, run, device, log, init_lm)
-    for i, r in enumerate(cfg.restarts, 1):
-        log(f"lm: warm restart {i} of {len(cfg.restarts)} ({r.minutes} min, peak lr {r.lr})")
-        phase = replace(cfg.lm, lr=r.lr, warmup=r.warmup, minutes=r.minutes, seed=cfg.lm.seed + i, focus=r.focus, focus_share=r.focus_share)
-        lm_dir, rep = _lm_phase(phase, encoder, run / f"restart{i}", device, log, lm_dir)
-        report = {"steps": report["steps"] + rep["steps"], "tokens": report["tokens"] + rep["tokens"], "params": rep["params"], "minutes": round(report["minutes"] + rep["minutes"], 1)}
+    # 3. Language model (each run saves it in its folder's lm/; the last run's is the model).
+    encoder = DialogueEncoder(sp, vocab, TileCodebook(image_tokenizer))
+    lm_dir, report = _lm_run(cfg.lm, encoder, run, device, log, init_lm)
+    for i, restart in enumerate(cfg.restarts, 1):
+        log(f"lm: warm restart {i} of {len(cfg.restarts)} ({restart.minutes} min, peak lr {restart.lr})")
+        restart_cfg = replace(cfg.lm, lr=restart.lr, warmup=restart.warmup, minutes=restart.minutes, seed=cfg.lm.seed + i, focus=restart.focus, focus_share=restart.focus_share)
+        lm_dir, more = _lm_run(restart_cfg, encoder, run / f"restart{i}", device, log, lm_dir)
+        report = {"steps": report["steps"] + more["steps"], "tokens": report["tokens"] + more["tokens"], "params": more["params"], "minutes": round(report["minutes"] + more["minutes"], 1)}
     lm = AutoModelForCausalLM.from_pretrained(lm_dir).eval()
     # 4. The checkpoint (with the history of the runs it continues, if any).
     minutes = round((time.perf_counter() - t0) / 60, 1)
@@ -144,6 +144,6 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     if before is not None:
         config.extra["continued_from"] = before
         config.extra["total_train_minutes"] = round(minutes + float(before.get("total_train_minutes", before.get("train_minutes", 0.0))), 1)
-    folder = NativeBackend(lm, vq, sp, config).save_pretrained(out)
+    folder = NativeBackend(lm, image_tokenizer, sp, config).save_pretrained(out)
     log(f"saved the model to {folder} ({config.extra['train_minutes']} min)")
     return folder

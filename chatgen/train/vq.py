@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import world
+from ..image_tokenizer import to_tiles
 from .device import pick_device
 
 
@@ -64,29 +65,34 @@ def build_vq(cfg: VQTrainConfig):
     )
 
 
+def render_tiles(img: np.ndarray, tile: int) -> np.ndarray:
+    """(H, W, 3) render -> (N, t, t, 3) tiles in row-major order (`image_tokenizer.to_tiles` on the array)."""
+    x = torch.from_numpy(img).permute(2, 0, 1)[None]  # (1, 3, H, W)
+    return to_tiles(x, tile).permute(0, 2, 3, 1).contiguous().numpy()  # (N, t, t, 3)
+
+
 def collect_tiles(n_scenes: int, seed: int, tile: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Distinct tiles of `n_scenes` random renders: (N, t, t, 3) uint8 and their counts (N,)."""
     rng = random.Random(seed)
-    seen: dict[bytes, int] = {}
-    arrays: dict[bytes, np.ndarray] = {}
+    counts: dict[bytes, int] = {}  # tile bytes -> how often it occurs (first seen first)
+    arrays: dict[bytes, np.ndarray] = {}  # tile bytes -> the tile
     for _ in range(n_scenes):
-        img = world.render_array(world.random_scene(rng))  # (96, 96, 3)
-        s = img.shape[0] // tile
-        tiles = img.reshape(s, tile, s, tile, 3).transpose(0, 2, 1, 3, 4).reshape(-1, tile, tile, 3)  # (36, t, t, 3)
-        for t in tiles:
+        for t in render_tiles(world.render_array(world.random_scene(rng)), tile):  # (36, t, t, 3)
             key = t.tobytes()
-            seen[key] = seen.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
             arrays.setdefault(key, t)
     keys = list(arrays)
-    return np.stack([arrays[k] for k in keys]), np.array([seen[k] for k in keys])
+    return np.stack([arrays[k] for k in keys]), np.array([counts[k] for k in keys])
 
 
 def to_tensor(tiles: np.ndarray, unshuffle: int = 1) -> torch.Tensor:
+    """(N, t, t, 3) uint8 tiles -> the VQ's input: [-1, 1], space-to-depth by `unshuffle`."""
     x = torch.from_numpy(tiles).float().div(127.5).sub(1.0).permute(0, 3, 1, 2).contiguous()  # (N, 3, t, t)
     return F.pixel_unshuffle(x, unshuffle)  # (N, 3u^2, t/u, t/u)
 
 
 def codes_of(vq, x: torch.Tensor) -> torch.Tensor:
+    """The code of each tile of the VQ's input x (N, 3u^2, t/u, t/u): (N,)."""
     h = vq.encode(x).latents  # (N, C, 1, 1)
     _, _, (_, _, idx) = vq.quantize(h)
     return idx.reshape(-1)
@@ -94,21 +100,21 @@ def codes_of(vq, x: torch.Tensor) -> torch.Tensor:
 
 def train_vq(cfg: VQTrainConfig = VQTrainConfig(), device: str | None = None, log=print):
     """Train and return the VQModel (on the CPU, in eval mode) with a small report dict."""
-    # 1. Data: distinct tiles and how often each appears.
+    from transformers import get_cosine_schedule_with_warmup
+
+    # 1. Data: the distinct tiles, each drawn equally often.
     dev = pick_device(device)
     torch.manual_seed(cfg.seed)
-    tiles, counts = collect_tiles(cfg.scenes, cfg.seed, cfg.tile)
+    tiles, _ = collect_tiles(cfg.scenes, cfg.seed, cfg.tile)
     x_all = to_tensor(tiles, cfg.unshuffle).to(dev)  # (N, 3u^2, t/u, t/u)
     weights = torch.ones(len(tiles))  # every distinct tile matters equally (backgrounds would dominate otherwise)
     log(f"vq: {len(tiles)} distinct {cfg.tile}px tiles from {cfg.scenes} renders")
     vq = build_vq(cfg).to(dev)
     opt = torch.optim.Adam(vq.parameters(), lr=cfg.lr)
+    schedule = get_cosine_schedule_with_warmup(opt, num_warmup_steps=0, num_training_steps=cfg.steps)  # cosine from lr at the first step to 0 after the last
     t0 = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        # 2. One step: reconstruction (+ codebook/commitment loss once quantizing), cosine learning rate.
-        lr = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        # 2. One step: reconstruction (+ codebook/commitment loss once quantizing), then the next learning rate.
         idx = torch.multinomial(weights, cfg.batch, replacement=True).to(dev)
         x = x_all[idx]
         h = vq.encode(x).latents  # (B, C, 1, 1)
@@ -118,6 +124,7 @@ def train_vq(cfg: VQTrainConfig = VQTrainConfig(), device: str | None = None, lo
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        schedule.step()
         # 3. After the warm-up every distinct tile gets a code of its own: its encoding.
         if step == cfg.warmup:
             with torch.no_grad():
@@ -134,7 +141,7 @@ def train_vq(cfg: VQTrainConfig = VQTrainConfig(), device: str | None = None, lo
                 vq.train()
                 distinct = len(set(codes.tolist()))
                 if step < cfg.steps * 0.8 and distinct < len(x_all):
-                    _restart(vq, x_all, codes)
+                    _restart_dead_codes(vq, x_all, codes)
                 log(f"vq step {step}/{cfg.steps} loss {loss.item():.5f} distinct codes {distinct}/{len(x_all)} ({time.perf_counter() - t0:.0f}s)")
         elif step % cfg.restart_every == 0:
             log(f"vq step {step}/{cfg.steps} autoencoder loss {loss.item():.5f} ({time.perf_counter() - t0:.0f}s)")
@@ -143,7 +150,7 @@ def train_vq(cfg: VQTrainConfig = VQTrainConfig(), device: str | None = None, lo
 
 
 @torch.no_grad()
-def _restart(vq, x_all: torch.Tensor, codes: torch.Tensor) -> None:
+def _restart_dead_codes(vq, x_all: torch.Tensor, codes: torch.Tensor) -> None:
     """Move unused codes onto the encodings of tiles whose code is shared."""
     emb = vq.quantize.embedding.weight  # (K, C)
     used = set(codes.tolist())
@@ -158,5 +165,6 @@ def _restart(vq, x_all: torch.Tensor, codes: torch.Tensor) -> None:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB) of two uint8 images; inf when they are equal."""
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)

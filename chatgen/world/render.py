@@ -86,13 +86,6 @@ def _atlas() -> dict[str, np.ndarray]:
     return sprites
 
 
-def sprite(cls: str) -> Image.Image:
-    """The RGBA sprite of a class."""
-    if cls not in CLASSES:
-        raise ValueError(f"cls={cls!r} is not a class; use one of {CLASSES}")
-    return Image.fromarray(_atlas()[cls], "RGBA")
-
-
 def composite(base: np.ndarray, rgba: np.ndarray) -> np.ndarray:
     """Alpha-composite an RGBA uint8 patch over an RGB uint8 patch of the same size (exact
     integer arithmetic with rounding)."""
@@ -119,16 +112,3 @@ def render_array(scene: Scene) -> np.ndarray:
 def render(scene: Scene) -> Image.Image:
     """The scene as a 96x96 RGB PIL image. The same scene always gives the same bytes."""
     return Image.fromarray(render_array(scene), "RGB")
-
-
-def contact_sheet(scenes: list[Scene], columns: int = 4, scale: int = 2, gap: int = 4) -> Image.Image:
-    """Render scenes side by side (for looking at the world), enlarged `scale` times."""
-    if not scenes:
-        raise ValueError("scenes is empty")
-    side = CANVAS_PX * scale
-    rows = -(-len(scenes) // columns)
-    sheet = Image.new("RGB", (columns * (side + gap) + gap, rows * (side + gap) + gap), (255, 255, 255))
-    for i, s in enumerate(scenes):
-        im = render(s).resize((side, side), Image.NEAREST)
-        sheet.paste(im, (gap + (i % columns) * (side + gap), gap + (i // columns) * (side + gap)))
-    return sheet

@@ -28,6 +28,9 @@ GRID = 3
 SLOT_PX = 32
 CANVAS_PX = GRID * SLOT_PX
 
+# Seeds from here on are held out: training never samples them; evals and bench-world do.
+HELDOUT_SEED = 10_000_000
+
 # Limits of one scene.
 MAX_OBJECTS = 4
 MAX_PER_CLASS = 3
@@ -62,17 +65,6 @@ def article(noun: str) -> str:
 def slot_name(row: int, col: int) -> str:
     """Full grid name of a slot: "top left", "middle center", "bottom right"."""
     return f"{ROWS[row]} {COLS[col]}"
-
-
-def slot_label(row: int, col: int) -> str:
-    """Short name of a slot: "top left", "left" (middle left), "top" (top center), "center"."""
-    if (row, col) == (1, 1):
-        return "center"
-    if row == 1:
-        return COLS[col]
-    if col == 1:
-        return ROWS[row]
-    return slot_name(row, col)
 
 
 def slot_phrase(row: int, col: int) -> str:

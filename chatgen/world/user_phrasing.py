@@ -1,25 +1,19 @@
-"""How people word things and how the assistant answers, for the scene world.
+"""How users word their requests in the scene world: many wordings per intent.
 
-Two halves:
-
-* canonical assistant texts (`describe`, `draw_reply`, `answer_*`, `clarify_question`,
-  `out_of_world_reply`): one fixed wording per fact, so a model can learn them exactly and
-  evals can compare strings;
-* user phrasings (`say_*`): many wordings per intent, picked with a `random.Random`, plus
-  `style` for casing, punctuation, politeness and the occasional typo.
-
-Places always follow one mapping. A single word names the middle of that edge ("left" is
-the middle left slot, "top" the top center slot), "center" is the middle slot, two words
-name a corner ("top left"). The same words appear in every text the assistant writes.
+Each `say_*` function picks one wording with the `random.Random` passed in: drawing
+requests, edits, questions, answers to a clarifying question, uploads and requests for
+things outside the world. Places are said in many ways too (`place_variants`), all
+following the one mapping of `replies.py` ("left" is the middle left slot, "top left" a
+corner). Casing, punctuation and typos come afterwards, from `message_style.style`.
 """
 
 from __future__ import annotations
 
 import random
 
-from chatgen.world.scene import (
-    BACKGROUNDS, CATEGORIES, CLASSES, COLS, ROWS, Obj, Scene, article, plural, slot_name,
-)
+from chatgen.world.edits import Edit
+from chatgen.world.replies import NUMBERS, join, with_article
+from chatgen.world.scene import CATEGORIES, COLS, ROWS, Obj, plural
 
 # Things people ask for that the world cannot draw.
 OUT_OF_WORLD: tuple[str, ...] = (
@@ -28,135 +22,6 @@ OUT_OF_WORLD: tuple[str, ...] = (
     "rocket", "castle", "guitar", "umbrella", "banana", "cake", "computer", "shark", "owl",
     "butterfly", "snake", "mushroom",
 )
-
-NUMBERS = ("no", "one", "two", "three", "four")
-
-# Canonical background phrase used after an object list: "..., on grass."
-BG_PHRASE: dict[str, str] = {
-    "grass": "on grass", "sky": "in the sky", "beach": "on the beach",
-    "snow": "in the snow", "night": "at night", "sea": "at sea",
-}
-
-_CATEGORY_SINGULAR = {"animals": "animal", "plants": "plant", "vehicles": "vehicle", "objects": "object"}
-
-
-# ---- canonical assistant texts -----------------------------------------------------------
-
-
-def join(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def object_phrase(obj: Obj) -> str:
-    """"a dog on the left"."""
-    return f"{article(obj.cls)} {obj.cls} {obj.phrase}"
-
-
-def describe(scene: Scene) -> str:
-    """Canonical description: "There is a dog on the left and a tree in the top right, on
-    grass." Objects in reading order; "There are no objects, only the grass background."
-    for an empty scene."""
-    if not scene.objects:
-        return f"There are no objects, only the {scene.background} background."
-    return f"There is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
-
-
-def draw_reply(scene: Scene) -> str:
-    """Reply to a drawing request: "Here is a dog on the left, on grass."."""
-    if not scene.objects:
-        return f"Here is an empty picture {BG_PHRASE[scene.background]}."
-    return f"Here is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
-
-
-def _noun(what: str, n: int) -> str:
-    if what in CATEGORIES:
-        return what if n != 1 else _CATEGORY_SINGULAR[what]
-    return what if n == 1 else plural(what)
-
-
-def answer_count(scene: Scene, what: str) -> str:
-    """"There are two dogs." / "There is one animal." / "There are no cats."."""
-    n = scene.count(what)
-    return f"There is one {_noun(what, 1)}." if n == 1 else f"There are {NUMBERS[n]} {_noun(what, n)}."
-
-
-def answer_where(scene: Scene, cls: str) -> str:
-    """"The dog is on the left." / "There are dogs on the left and at the top." /
-    "There is no dog."."""
-    found = scene.find(cls)
-    if not found:
-        return f"There is no {cls}."
-    if len(found) == 1:
-        return f"The {cls} is {found[0].phrase}."
-    return f"There are {plural(cls)} {join([o.phrase for o in found])}."
-
-
-def answer_is_there(scene: Scene, cls: str) -> str:
-    """"Yes, there is one dog." / "Yes, there are two dogs." / "No, there is no dog."."""
-    n = scene.count(cls)
-    if n == 0:
-        return f"No, there is no {cls}."
-    return f"Yes, {answer_count(scene, cls)[0].lower()}{answer_count(scene, cls)[1:]}"
-
-
-def answer_background(scene: Scene) -> str:
-    """"The background is grass."."""
-    return f"The background is {scene.background}."
-
-
-def answer_question(scene: Scene, kind: str, target: str | None = None) -> str:
-    """The canonical answer to a question kind about a scene, without parsing any text.
-
-    kind: ask_what | ask_count | ask_where | ask_is_there | ask_background. target: the
-    class (or, for ask_count, a category in CATEGORIES) asked about.
-    """
-    if kind == "ask_what":
-        return describe(scene)
-    if kind == "ask_background":
-        return answer_background(scene)
-    if target is None:
-        raise ValueError(f"kind={kind!r} needs a target class")
-    if kind == "ask_count":
-        return answer_count(scene, target)
-    if kind == "ask_where":
-        return answer_where(scene, target)
-    if kind == "ask_is_there":
-        return answer_is_there(scene, target)
-    raise ValueError(f"kind={kind!r} is not a question kind")
-
-
-def distinguishing_labels(objs: tuple[Obj, ...]) -> list[str]:
-    """Shortest words that tell same-class objects apart: their columns ("left", "right")
-    when those differ, else their rows ("top", "bottom"), else slot names ("top left")."""
-    if len({o.col for o in objs}) == len(objs):
-        return [COLS[o.col] for o in objs]
-    if len({o.row for o in objs}) == len(objs):
-        return [ROWS[o.row] for o in objs]
-    return ["center" if o.slot == (1, 1) else slot_name(*o.slot) for o in objs]
-
-
-def clarify_question(cls: str, labels: list[str]) -> str:
-    """"Which dog, the left one or the right one?"."""
-    options = [f"the {label} one" for label in labels]
-    return f"Which {cls}, {', '.join(options[:-1])} or {options[-1]}?"
-
-
-def out_of_world_reply(name: str) -> str:
-    """"I can't draw a giraffe; I can draw: dog, cat, ..."."""
-    return f"I can't draw {article(name)} {name}; I can draw: {', '.join(CLASSES)}."
-
-
-def limit_reply(cls: str, reason: str) -> str:
-    """Refusal of an add that breaks a scene limit."""
-    if reason == "too_many_objects":
-        return f"I can't add {article(cls)} {cls}: a picture holds at most 4 objects."
-    return f"I can't add another {cls}: a picture holds at most 3 of one kind."
-
-
-# ---- user phrasings ----------------------------------------------------------------------
 
 
 def place_variants(row: int, col: int) -> list[str]:
@@ -220,7 +85,7 @@ _BG_WHERE: dict[str, list[str]] = {
     "night": ["at night", "at nighttime", "on a night background", "in the night", "under the night sky", "with a night background"],
     "sea": ["at sea", "on the sea", "on the ocean", "on a sea background", "on water", "over the sea"],
 }
-_BG_SCENE: dict[str, list[str]] = {
+BG_SCENE_WORDS: dict[str, list[str]] = {
     "grass": ["grassy", "grass", "meadow"], "sky": ["sky", "blue sky"], "beach": ["beach", "sandy"],
     "snow": ["snowy", "snow", "winter"], "night": ["night", "nighttime"], "sea": ["sea", "ocean"],
 }
@@ -256,13 +121,10 @@ _POLITE = [
 
 
 def _polite(rng: random.Random, core: str, allow_now: bool = True) -> str:
+    """`core` in a request wrapper of _POLITE ("can you ...?"); `allow_now`: also the "now" ones."""
     forms = [(f, w) for f, w in _POLITE if allow_now or "now" not in f]
     form = rng.choices([f for f, _ in forms], weights=[w for _, w in forms])[0]
     return form.format(x=core)
-
-
-def _a(cls: str) -> str:
-    return f"{article(cls)} {cls}"
 
 
 def say_objects(rng: random.Random, mentions: list[tuple[str, tuple[int, int] | None]]) -> str:
@@ -284,7 +146,7 @@ def say_objects(rng: random.Random, mentions: list[tuple[str, tuple[int, int] | 
             parts.append(f"{NUMBERS[len(group)]} {plural(cls)}, " + join([f"one {p}" for p in places]))
             i = j + 1
             continue
-        parts.append(_a(cls) if slot is None else f"{_a(cls)} {rng.choice(place_variants(*slot))}")
+        parts.append(with_article(cls) if slot is None else f"{with_article(cls)} {rng.choice(place_variants(*slot))}")
         i += 1
     if len(parts) > 2 and rng.random() < 0.3:
         return ", ".join(parts)
@@ -304,7 +166,9 @@ def say_draw(rng: random.Random, mentions: list[tuple[str, tuple[int, int] | Non
         return f"{where}, {rng.choice(_LEAD_VERBS)} {objs}"  # "on a grass background, put a dog left"
     if background and roll < 0.32:
         kind = rng.choice(["scene", "picture", "image"])
-        return _polite(rng, f"{rng.choice(_DRAW_VERBS[:6])} {_a(rng.choice(_BG_SCENE[background]))} {kind} with {objs}", False)
+        verb = rng.choice(_DRAW_VERBS[:6])  # picked before the setting: the random stream is fixed
+        setting = with_article(rng.choice(BG_SCENE_WORDS[background]))  # "a snowy"
+        return _polite(rng, f"{verb} {setting} {kind} with {objs}", False)
     if roll < 0.42:
         return f"{rng.choice(_DRAW_STATEMENT_VERBS)} {objs}{tail}"
     if roll < 0.5:
@@ -316,7 +180,7 @@ def say_draw(rng: random.Random, mentions: list[tuple[str, tuple[int, int] | Non
 
 def say_replace(rng: random.Random, ref: str, new_cls: str) -> str:
     """"make the dog a cat", "turn the dog into a cat", ..."""
-    n = _a(new_cls)
+    n = with_article(new_cls)
     imperative = [
         f"make {ref} {n}", f"turn {ref} into {n}", f"swap {ref} for {n}", f"replace {ref} with {n}",
         f"change {ref} to {n}", f"change {ref} into {n}", f"transform {ref} into {n}", f"switch {ref} to {n}",
@@ -331,7 +195,7 @@ def say_replace(rng: random.Random, ref: str, new_cls: str) -> str:
 
 def say_add(rng: random.Random, cls: str, slot: tuple[int, int] | None) -> str:
     """"add a cat", "put a cat in the top right", ..."""
-    n = _a(cls)
+    n = with_article(cls)
     p = "" if slot is None else " " + rng.choice(place_variants(*slot))
     imperative = [f"add {n}{p}", f"put {n}{p}", f"place {n}{p}", f"also draw {n}{p}", f"draw {n}{p} too",
                   f"insert {n}{p}", f"add {n}{p} as well", f"paint {n}{p}"]
@@ -403,9 +267,10 @@ def say_question(rng: random.Random, kind: str, target: str | None, upload: bool
                  f"where's the {target} located"]
         return rng.choice(forms)
     if kind == "ask_is_there":
-        forms = [f"is there {_a(target)}", f"is there {_a(target)} in {pic}", f"do you see {_a(target)}",
-                 f"are there any {plural(target)}", f"any {plural(target)}", f"does {pic} have {_a(target)}",
-                 f"can you see {_a(target)}", f"is there {_a(target)} in {img}"]
+        one = with_article(target)  # "a dog"
+        forms = [f"is there {one}", f"is there {one} in {pic}", f"do you see {one}",
+                 f"are there any {plural(target)}", f"any {plural(target)}", f"does {pic} have {one}",
+                 f"can you see {one}", f"is there {one} in {img}"]
         return rng.choice(forms)
     raise ValueError(f"kind={kind!r} is not a question kind")
 
@@ -430,15 +295,16 @@ def say_resolve(rng: random.Random, label: str, cls: str) -> str:
 def say_out_of_world(rng: random.Random, name: str, request: str, ref: str | None = None,
                      background: str | None = None) -> str:
     """A request for something outside the world: draw / add / replace with `name`."""
+    thing = with_article(name)  # "a giraffe"
     if request == "draw":
         where = "" if background is None else " " + rng.choice(_BG_WHERE[background])
-        return say_draw_core(rng, f"{_a(name)}{where}")
+        return say_draw_core(rng, f"{thing}{where}")
     if request == "add":
-        return rng.choice([f"add {_a(name)}", f"put {_a(name)} in the picture", f"can you add {_a(name)}?",
-                           f"i want {_a(name)} too", f"add {_a(name)} please"])
+        return rng.choice([f"add {thing}", f"put {thing} in the picture", f"can you add {thing}?",
+                           f"i want {thing} too", f"add {thing} please"])
     assert ref is not None
-    return rng.choice([f"make {ref} {_a(name)}", f"turn {ref} into {_a(name)}", f"replace {ref} with {_a(name)}",
-                       f"change {ref} to {_a(name)}"])
+    return rng.choice([f"make {ref} {thing}", f"turn {ref} into {thing}", f"replace {ref} with {thing}",
+                       f"change {ref} to {thing}"])
 
 
 def say_draw_core(rng: random.Random, what: str) -> str:
@@ -457,51 +323,16 @@ def say_upload(rng: random.Random, core: str) -> str:
     return rng.choice(_UPLOAD_PREFIX) + core
 
 
-# ---- style: casing, punctuation, typos ---------------------------------------------------
-
-PROTECTED: frozenset[str] = frozenset(
-    list(CLASSES) + [plural(c) for c in CLASSES] + list(OUT_OF_WORLD) + list(BACKGROUNDS)
-    + [w for ws in _BG_SCENE.values() for w in ws] + list(CATEGORIES) + ["things"]
-)
-
-
-def typo(rng: random.Random, text: str) -> str:
-    """One human typo (swap two letters, drop or double a letter) in one word of 4+ letters
-    that is not a class, background or category name; the first letter is never touched."""
-    words = text.split(" ")
-    cands = [i for i, w in enumerate(words) if len(w) >= 4 and w.isalpha() and w.lower() not in PROTECTED]
-    if not cands:
-        return text
-    i = rng.choice(cands)
-    w = words[i]
-    k = rng.randrange(1, len(w) - 1)
-    op = rng.choice(["swap", "drop", "double"])
-    if op == "swap":
-        w = w[:k] + w[k + 1] + w[k] + w[k + 2 :]
-    elif op == "drop":
-        w = w[:k] + w[k + 1 :]
-    else:
-        w = w[:k] + w[k] + w[k:]
-    words[i] = w
-    return " ".join(words)
-
-
-def style(rng: random.Random, text: str, question: bool = False, typo_rate: float = 0.05) -> str:
-    """Casing, end punctuation and the occasional typo of a user message."""
-    # 1. Typo.
-    if rng.random() < typo_rate:
-        text = typo(rng, text)
-    # 2. End punctuation ("can you ...?" already has its own).
-    if not text.endswith("?"):
-        if question:
-            text += rng.choices(["?", "", " ?"], weights=[75, 22, 3])[0]
-        else:
-            text += rng.choices(["", ".", "!"], weights=[55, 33, 12])[0]
-    # 3. Casing.
-    roll = rng.random()
-    if roll < 0.25:
-        text = " ".join("I" if w == "i" else ("I" + w[1:] if w.startswith("i'") else w) for w in text.split(" "))
-        text = text[0].upper() + text[1:]
-    elif roll < 0.27:
-        text = text.upper()
-    return text
+def say_edit(rng: random.Random, edit: Edit, with_place: bool, ref_suffix: str = "") -> str:
+    """User text asking for an edit; `with_place` says which object when it has a target;
+    `ref_suffix` follows the object ("the dog" + " in this picture")."""
+    if edit.kind == "background":
+        return say_background(rng, edit.background)
+    if edit.kind == "add":
+        return say_add(rng, edit.target.cls, edit.target.slot if with_place else None)
+    ref = say_ref(rng, edit.target, with_place) + ref_suffix
+    if edit.kind == "remove":
+        return say_remove(rng, ref)
+    if edit.kind == "replace":
+        return say_replace(rng, ref, edit.new_cls)
+    return say_move(rng, ref, edit.to)

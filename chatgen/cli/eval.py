@@ -11,15 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from chatgen.errors import ChatgenError
+from ..errors import ChatgenError
+from .common import add_model_args, add_sampling_args, comma_list, load_assistant, sampling_from_args
 
 EVAL_HELP = "run scripted dialogues and score them"
 
 
-def add_eval_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub) -> argparse.ArgumentParser:
     """Add the `eval` subcommand to chatgen's subparsers."""
-    from chatgen.cli import add_model_args, add_sampling_args
-
     p = sub.add_parser("eval", help=EVAL_HELP, description="Run scripted dialogues (YAML files, folders or globs) through the assistant, score every turn and write results.jsonl, summary.json and index.html.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="dialogue files, folders of them (searched recursively) or globs")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder (created if missing)")
@@ -36,12 +35,10 @@ def add_eval_parser(sub) -> argparse.ArgumentParser:
 
 
 def cmd_eval(args) -> int:
-    from chatgen.cli import comma_list, load_assistant, sampling_from_args
-
-    from .clip import ClipScorer
-    from .report import summarize, write_report
-    from .runner import RunConfig, run_suite
-    from .suite import load_suite
+    from ..evals.clip import ClipScorer
+    from ..evals.report import summarize, write_report
+    from ..evals.runner import RunConfig, run_suite
+    from ..evals.suite import load_suite
 
     # 1. Check the inputs: the whole suite is loaded before the model.
     if args.min_pass is not None and not 0 <= args.min_pass <= 1:

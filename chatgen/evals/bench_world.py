@@ -21,7 +21,6 @@ model's own outputs throughout. `only` runs some sections (SECTIONS) for a quick
 
 from __future__ import annotations
 
-import json
 import statistics
 import string
 import time
@@ -30,10 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .. import world
-from ..assistant import Assistant
-from ..conversation import Message, Session, Turn
-from .pipeline import HELDOUT_SEED  # the first seed of held-out dialogues
+from chatgen import world
+from chatgen.assistant import Assistant
+from chatgen.conversation import Message, Session, Turn
+from chatgen.world import HELDOUT_SEED  # the first seed of held-out dialogues
+
+from .grid import Grid
+from .regions import changed_slots, distance_outside
 
 
 @dataclass
@@ -52,7 +54,8 @@ class Tally:
             self.failures.append((name, user, why))
 
 
-def _norm(s: str) -> str:
+def _plain_words(s: str) -> str:
+    """Lower case, no punctuation, single spaces: answers compare on their words."""
     return " ".join(s.lower().translate(str.maketrans("", "", string.punctuation)).split())
 
 
@@ -87,25 +90,15 @@ def _scene_check(reply, expected) -> tuple[bool, str]:
     return (got == expected), ("" if got == expected else f"expected {world.describe(expected)} got {world.describe(got)}")
 
 
-def changed_slots(a, b) -> set[tuple[int, int]]:
-    """Slots whose content differs between two scenes (all of them when the background changes)."""
-    if a.background != b.background:
-        return {(r, c) for r in range(world.GRID) for c in range(world.GRID)}
-    return {(r, c) for r in range(world.GRID) for c in range(world.GRID) if a.at(r, c) != b.at(r, c)}
+def preserve_l1(prev: world.Scene, new: world.Scene, image: Image.Image) -> float | None:
+    """Mean absolute difference (0..1, float32) between `image` and the rendered `prev` outside
+    the slots that differ between `prev` and `new`; None when everything changed."""
+    region = changed_slots(Grid.of_scene(prev), Grid.of_scene(new))
+    distance = distance_outside(image, world.render(prev), region, dtype=np.float32)
+    return None if distance is None else distance[0]
 
 
-def preserve_l1(prev: Image.Image, new: Image.Image, changed: set) -> float | None:
-    """Mean absolute difference (0..1) outside the changed slots; None when everything changed."""
-    a = np.asarray(prev.convert("RGB"), dtype=np.float32) / 255.0
-    b = np.asarray(new.convert("RGB").resize(prev.size), dtype=np.float32) / 255.0
-    keep = np.ones(a.shape[:2], dtype=bool)
-    s = world.SLOT_PX * a.shape[0] // world.CANVAS_PX
-    for r, c in changed:
-        keep[r * s : (r + 1) * s, c * s : (c + 1) * s] = False
-    return float(np.abs(a - b)[keep].mean()) if keep.any() else None
-
-
-def _after(turns) -> Session:
+def _session_after(turns) -> Session:
     """A session holding `turns` as if the model had answered them."""
     s = Session()
     _seed_turns(s, turns)
@@ -126,12 +119,12 @@ def _edit(assistant, n, seed, params, tally) -> None:
         for i in range(max(1, n // 5)):
             d = world.generate_turn_of_kind(seed + 100_000 * (k + 1) + i, kind)
             turn = d.turns[-1]
-            reply = _send(assistant, _after(d.turns[:-1]), turn, params, tally)
+            reply = _send(assistant, _session_after(d.turns[:-1]), turn, params, tally)
             ok, why = _scene_check(reply, turn.reply_scene)
             tally.add(f"edit.{kind}", ok, turn.user, why)
             prev = d.turns[-2].reply_scene or d.turns[-2].upload
             if reply.image is not None and prev is not None and kind != "background":
-                l1 = preserve_l1(world.render(prev), reply.image, changed_slots(prev, turn.reply_scene))
+                l1 = preserve_l1(prev, turn.reply_scene, reply.image)
                 if l1 is not None:
                     tally.l1.append(l1)
 
@@ -153,8 +146,8 @@ def _ask(assistant, n, seed, params, tally) -> None:
         for i in range(max(1, n // 5)):
             d = world.generate_turn_of_kind(seed + 2_000_000 + 100_000 * k + i, kind)
             turn = d.turns[-1]
-            reply = _send(assistant, _after(d.turns[:-1]), turn, params, tally)
-            ok = reply.image is None and _norm(reply.text) == _norm(turn.reply_text)
+            reply = _send(assistant, _session_after(d.turns[:-1]), turn, params, tally)
+            ok = reply.image is None and _plain_words(reply.text) == _plain_words(turn.reply_text)
             tally.add(f"ask.{kind.removeprefix('ask_')}", ok, turn.user, f"expected {turn.reply_text!r} got {reply.text!r}")
 
 
@@ -162,7 +155,7 @@ def _clarify(assistant, n, seed, params, tally) -> None:
     """Ambiguous edits (then the answer to the question), and as many unambiguous ones."""
     for i in range(n // 2):
         d = world.generate_turn_of_kind(seed + 3_000_000 + i, "clarify")
-        s = _after(d.turns[:1])
+        s = _session_after(d.turns[:1])
         ask, resolve = d.turns[1], d.turns[2]
         reply = _send(assistant, s, ask, params, tally)
         ok = reply.image is None and reply.text.strip().endswith("?")
@@ -172,7 +165,7 @@ def _clarify(assistant, n, seed, params, tally) -> None:
             tally.add("resolve", ok2, resolve.user, why)
     for i in range(n // 2):
         d = world.generate_unambiguous_edit(seed + 5_000_000 + i)
-        ok, why = _scene_check(_send(assistant, _after(d.turns[:1]), d.turns[1], params, tally), d.turns[1].reply_scene)
+        ok, why = _scene_check(_send(assistant, _session_after(d.turns[:1]), d.turns[1], params, tally), d.turns[1].reply_scene)
         tally.add("unambiguous", ok, d.turns[1].user, why)
 
 
@@ -189,6 +182,9 @@ SECTIONS: tuple[str, ...] = tuple(_SECTION_RUNS)
 
 
 def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, params: dict | None = None, log=print, only: tuple[str, ...] = SECTIONS) -> dict:
+    """The figures of the module doc on `n` drawings (other sections scale with it), greedy unless
+    `params` say otherwise; `log` gets a line after each section, `only` picks sections."""
+    # 1. Run the sections asked for, in their order.
     params = {"temperature": 0.0, "seed": 0, **(params or {})}
     tally = Tally()
     t_start = time.perf_counter()
@@ -196,7 +192,7 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
         if name in only:
             _SECTION_RUNS[name](assistant, n, seed, params, tally)
             log(f"{name} done ({time.perf_counter() - t_start:.0f}s)")
-    # 5. Summary.
+    # 2. Summary.
     rates = {k: round(p / t, 4) for k, (p, t) in tally.ok.items()}
     for group in ("edit", "ask"):  # the overall figure of a section scored per kind
         parts = [v for k, v in tally.ok.items() if k.startswith(group + ".")]

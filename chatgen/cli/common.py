@@ -1,0 +1,106 @@
+"""What every subcommand shares: the model and sampling arguments, loading the assistant, one
+turn with a progress bar, output paths."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from pathlib import Path
+
+from ..errors import ChatgenError
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", metavar="PATH", help="model folder or Hub id (default: the embedded model)")
+    g.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("sampling")
+    g.add_argument("--seed", type=int, help="random seed (same seed, same result)")
+    g.add_argument("--temperature", type=float, help="0 = greedy (default 1.0)")
+    g.add_argument("--top-k", type=int, help="sample among the k most likely tokens (0 = off)")
+    g.add_argument("--top-p", type=float, help="nucleus sampling mass (1 = off)")
+    g.add_argument("--cfg", type=float, dest="cfg_scale", help="classifier-free guidance scale for images (1 = off)")
+    g.add_argument("--max-new-tokens", type=int, help="cap on the reply length in tokens")
+
+
+def sampling_from_args(args) -> dict:
+    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens")
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def load_assistant(args):
+    """The assistant on --model (or the embedded default), with a progress line while loading."""
+    from ..assistant import Assistant
+    from ..backends import load_backend
+    from ..defaults import default_model_path
+
+    path = args.model or default_model_path()
+    print(f"loading model {path} ...", file=sys.stderr, flush=True)
+    return Assistant(load_backend(path, quantization=args.quantize))
+
+
+def run_turn(assistant, session, message, params: dict):
+    """One turn with a progress bar over the image rows, stored in `session`; Ctrl-C cancels cleanly."""
+    from tqdm import tqdm
+
+    from ..assistant import Reply
+    from ..events import ImageRow, ImageStart
+
+    cancel = threading.Event()
+    bar = None
+    try:
+        for ev in assistant.stream(session, message, params, cancel=cancel):
+            if isinstance(ev, ImageStart):
+                bar = tqdm(total=ev.rows, desc="drawing", unit="row", file=sys.stderr, leave=False)
+            elif isinstance(ev, ImageRow) and bar is not None:
+                bar.update(1)
+            elif isinstance(ev, Reply):
+                if ev.turn is not None:
+                    session.append(ev.turn)
+                return ev
+    except KeyboardInterrupt:
+        cancel.set()
+        raise ChatgenError("cancelled; the conversation is unchanged") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    raise RuntimeError("no reply")
+
+
+def save_reply_image(reply, path: Path) -> Path:
+    from ..images import save_png
+
+    return save_png(reply.image, path, reply.turn.png_text())
+
+
+def check_output_path(path: str) -> Path:
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise ChatgenError(f"output must be a .png file, got {path}")
+    if p.parent and not p.parent.exists():
+        raise ChatgenError(f"output folder does not exist: {p.parent}")
+    return p
+
+
+def comma_list(text: str | None) -> tuple[str, ...]:
+    """"a, b,,c" -> ("a", "b", "c")."""
+    return tuple(x.strip() for x in (text or "").split(",") if x.strip())
+
+
+def need(arg: str, usage: str) -> str:
+    if not arg:
+        raise ChatgenError(f"usage: {usage}")
+    return arg
+
+
+def number(s: str, usage: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise ChatgenError(f"expected a number in {usage}, got {s!r}") from None
+
+

@@ -1,0 +1,113 @@
+"""`chatgen train`: retrain the embedded model (tokenizer, VQ-VAE, language model) on the world."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ChatgenError
+from .common import comma_list
+
+
+def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> tuple[str, ...]:
+    """Turn kinds from `KIND,...` text, checked, and a checked share of the data for them."""
+    from ..world import KINDS
+
+    focus = comma_list(kinds_text)
+    bad = [k for k in focus if k not in KINDS]
+    if bad:
+        raise ChatgenError(f"{kinds_flag}: unknown turn kind {bad[0]!r}; the kinds are {', '.join(KINDS)}.")
+    if not 0.0 < share <= 1.0:
+        raise ChatgenError(f"{share_flag} must be above 0 and at most 1 (got {share}).")
+    return focus
+
+
+def restart_spec(spec: str) -> "LMRestart":
+    """`MINUTES[:KIND,...[@SHARE]][/LR]` -> a warm restart, with its own focus and peak
+    learning rate if given."""
+    from ..train.pipeline import LMRestart
+
+    head, _, lr = spec.partition("/")
+    minutes, _, rest = head.partition(":")
+    kinds_text, _, share = rest.partition("@")
+    try:
+        given = {"focus_share": float(share)} if share else {}
+        given |= {"lr": float(lr)} if lr else {}
+        r = LMRestart(minutes=float(minutes), **given)  # LMRestart's defaults for the rest
+    except ValueError:
+        raise ChatgenError(f"--restart {spec!r}: write MINUTES or MINUTES:KIND,...[@SHARE][/LR], e.g. 15:ask_is_there@1.0 or 20:clarify@0.7/5e-4.") from None
+    if r.minutes <= 0 or r.lr <= 0:
+        raise ChatgenError(f"--restart {spec!r}: MINUTES and LR must be above 0.")
+    r.focus = _focus(kinds_text, r.focus_share, f"--restart {spec!r}", f"--restart {spec!r}: SHARE")
+    return r
+
+
+def _lm_size(lm, args) -> None:
+    """--layers / --hidden / --batch-tokens into the language model's config (heads 32 wide,
+    half as many key/value heads, MLP 3x the width, as in the shipped model)."""
+    if (args.layers is not None or args.hidden is not None) and args.init_from:
+        raise ChatgenError("--layers and --hidden size a new model; a model continued with --init-from keeps its own size.")
+    if args.layers is not None:
+        if args.layers < 1:
+            raise ChatgenError(f"--layers must be at least 1; got {args.layers}.")
+        lm.layers = args.layers
+    if args.hidden is not None:
+        if args.hidden < 64 or args.hidden % 64:
+            raise ChatgenError(f"--hidden must be a multiple of 64 (attention heads are 32 wide); got {args.hidden}.")
+        lm.hidden, lm.heads, lm.kv_heads, lm.intermediate = args.hidden, args.hidden // 32, args.hidden // 64, 3 * args.hidden
+    if args.batch_tokens is not None:
+        if args.batch_tokens < lm.max_len:
+            raise ChatgenError(f"--batch-tokens must be at least {lm.max_len} (one dialogue); got {args.batch_tokens}.")
+        lm.batch_tokens = args.batch_tokens
+
+
+def cmd_train(args) -> int:
+    from ..train.lm import LMTrainConfig
+    from ..train.pipeline import TrainConfig, train_all
+
+    cfg = TrainConfig()
+    if args.lm_steps:
+        cfg.lm = LMTrainConfig(steps=args.lm_steps)
+    if args.minutes:
+        cfg.lm.minutes = args.minutes
+    if args.lr:
+        cfg.lm.lr = args.lr
+    if args.warmup is not None:
+        cfg.lm.warmup = args.warmup
+    if args.seed is not None:
+        cfg.seed = cfg.lm.seed = args.seed
+    _lm_size(cfg.lm, args)
+    focus = _focus(args.focus or "", args.focus_share, "--focus", "--focus-share")
+    cfg.restarts = [restart_spec(r) for r in args.restart or []]
+    last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
+    if focus and last.focus:
+        raise ChatgenError("--focus goes to the last restart, which has its own focus; give the focus in one place.")
+    if focus:
+        last.focus, last.focus_share = focus, args.focus_share
+    if args.init_from and Path(args.init_from).resolve() == Path(args.out).resolve():
+        raise ChatgenError("--init-from and --out must be different folders (write the continued model next to the old one).")
+    train_all(args.out, args.run_dir or f"{args.out}.run", cfg, device=args.device, init_from=args.init_from)
+    return 0
+
+
+
+
+def add_parser(sub) -> None:
+    from ..world import KINDS
+
+    p = sub.add_parser("train", help="train the embedded model from scratch", description="Train the tokenizer, the tile VQ-VAE and the language model on the synthetic world and write a native checkpoint. Uses a CUDA GPU when one is present. A run folder keeps every stage, so an interrupted run resumes.")
+    p.add_argument("--out", required=True, help="the checkpoint folder to write")
+    p.add_argument("--run-dir", help="where stages and LM checkpoints are kept (default: OUT.run)")
+    p.add_argument("--lm-steps", type=int, help="language model optimiser steps (default 3000)")
+    p.add_argument("--minutes", type=float, help="stop the language model after this many minutes")
+    p.add_argument("--lr", type=float, help="language model peak learning rate (default 1.5e-3)")
+    p.add_argument("--warmup", type=int, help="language model warm-up steps (default 150)")
+    p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
+    p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]][/LR]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr LR, default 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0 or 24:clarify@0.7/5e-4; repeatable")
+    p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused turns (default 0.5)")
+    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
+    p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
+    p.add_argument("--layers", type=int, help="transformer blocks of a new language model (default 6)")
+    p.add_argument("--hidden", type=int, help="width of a new language model, a multiple of 64 (default 256; heads are 32 wide)")
+    p.add_argument("--batch-tokens", type=int, help="padded tokens per optimiser step (default 6144; a GPU takes more)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=cmd_train)

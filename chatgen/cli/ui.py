@@ -1,0 +1,57 @@
+"""`chatgen ui`: serve the chat UI (and its API) with Gradio."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from ..errors import ChatgenError
+
+
+def add_parser(sub) -> None:
+    """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N]`."""
+    p = sub.add_parser("ui", help="open the chat UI in the browser", description="Serve the chat UI (and its API) with Gradio.")
+    p.add_argument("--model", metavar="PATH", action="append", help="model folder or Hub id (default: the embedded model); repeat to offer several models")
+    p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for everyone on the network)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860, or the next free one)")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    p.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools (needs: pip install -e '.[mcp]')")
+    p.add_argument("--concurrency", type=int, default=1, metavar="N", help="how many replies are generated at once (default 1); more requests wait in the queue")
+    p.add_argument("--api-sessions", type=int, default=256, metavar="N", help="how many API sessions the server keeps (least recently used dropped)")
+    p.set_defaults(func=cmd_ui)
+
+
+def model_set_from_paths(paths: list[str] | None, quantize: str | None = None):
+    """Named loaders for the given model folders (the first is loaded now, the others on first use)."""
+    from ..assistant import Assistant
+    from ..backends import load_backend
+    from ..defaults import default_model_path
+    from ..models import ModelSet
+
+    paths = list(paths or []) or [str(default_model_path())]
+    entries: dict = {}
+    for path in paths:
+        name = Path(path).name or str(path)
+        if name in entries:
+            name = str(path)
+        entries[name] = (lambda p=path: Assistant(load_backend(p, quantization=quantize)))
+    models = ModelSet(entries)
+    print(f"loading model {paths[0]} ...", file=sys.stderr, flush=True)
+    models.get()
+    return models
+
+
+def cmd_ui(args) -> int:
+    from ..ui import build_demo, launch_options
+
+    if args.concurrency < 1:
+        raise ChatgenError(f"--concurrency must be at least 1, got {args.concurrency}")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ChatgenError(f"--port must be between 1 and 65535, got {args.port}")
+    if args.mcp and importlib.util.find_spec("mcp") is None:
+        raise ChatgenError("--mcp needs the MCP extra: pip install 'mcp>=1.21,<2' (or pip install -e '.[mcp]')")
+    demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())
+    return 0

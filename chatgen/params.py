@@ -1,0 +1,48 @@
+"""The sampling settings of one reply, checked once, and their transformers `GenerationConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from transformers import GenerationConfig
+
+from .errors import ChatgenError
+
+
+@dataclass
+class GenerationParams:
+    """Sampling settings of one reply."""
+
+    seed: int | None = None  # RNG seed; None picks one (and the reply records it)
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # keep the k most likely tokens (0 = off)
+    top_p: float = 1.0  # nucleus sampling mass (1 = off)
+    cfg_scale: float = 1.0  # classifier-free guidance inside image spans (1 = off)
+    max_new_tokens: int = 512  # reply length cap, image codes included
+    previews: bool = True  # decode a partial image after every finished code row
+
+    def check(self) -> "GenerationParams":
+        """Raise a one-line error naming the first bad field."""
+        if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**63):
+            raise ChatgenError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not self.temperature >= 0:
+            raise ChatgenError(f"temperature must be >= 0, got {self.temperature}")
+        if not (isinstance(self.top_k, int) and self.top_k >= 0):
+            raise ChatgenError(f"top_k must be a non-negative integer, got {self.top_k!r}")
+        if not 0 < self.top_p <= 1:
+            raise ChatgenError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.cfg_scale >= 0:
+            raise ChatgenError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+        if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1):
+            raise ChatgenError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def generation_config(self, base: GenerationConfig | None, eos_token_id: int, pad_token_id: int) -> GenerationConfig:
+        """The checkpoint's own generation config (`generation_config.json`) with these settings on top."""
+        config = GenerationConfig.from_dict(base.to_dict()) if base is not None else GenerationConfig()
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k or None, "top_p": self.top_p} if self.temperature > 0 else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+        config.update(max_new_tokens=self.max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id, return_dict_in_generate=True, **sampling)
+        return config

@@ -1,0 +1,341 @@
+"""The UI's handlers as plain methods of `ChatUI` over a `UIState`.
+
+Each handler takes a `UIState` and component values and returns (or, while generating,
+yields) one value per `VIEW` component, so tests call them without a browser or a server.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+import gradio as gr
+from PIL import Image
+
+from ..assistant import Reply
+from ..conversation import Message, Session, Turn
+from ..errors import ChatgenError
+from ..events import ImageDone, ImageRow, ImageStart, TextDelta
+from ..images import load_image
+from ..models import ModelSet
+from .inputs import edited_text, mask_from_editor, message_content, progress_html, read_box
+from .state import Settings, UIState
+
+log = logging.getLogger(__name__)
+
+# The components every handler updates, in the order handlers return them.
+VIEW = ("chat", "progress", "box", "image", "download", "editor", "versions", "branches", "status", "state")
+EDITOR_SIZE = 384  # pixels per side of the mask canvas (the current image is scaled up to it)
+
+
+def _refuse_while_busy(state) -> bool:
+    """True (after telling the user) when a reply is still streaming in this tab."""
+    if state.busy:
+        gr.Warning("a reply is still being generated: wait for it or press Stop")
+    return state.busy
+
+
+class ChatUI:
+    """The UI's handlers as plain methods over a `UIState`."""
+
+    def __init__(self, models: ModelSet):
+        self.models = ModelSet.of(models)  # the configured models
+
+    # ---- rendering ---------------------------------------------------------------------------
+    def state(self, state) -> UIState:
+        return state if isinstance(state, UIState) else UIState()
+
+    def chat_messages(self, state: UIState) -> list[dict]:
+        """The current branch in gradio's messages format (one user + one assistant message per turn)."""
+        msgs, state.msg_turns = [], []
+        for i, t in enumerate(state.session.path()):
+            user: list = [t.user_text] if t.user_text else []
+            if t.user_image is not None:
+                user.append({"path": state.file(t, "user_image"), "mime_type": "image/png", "alt_text": "uploaded image"})
+            if t.user_mask is not None:
+                user.append("*(edit limited to the painted region)*")
+            reply: list = [t.assistant_text] if t.assistant_text else []
+            if t.assistant_image is not None:
+                reply.append({"path": state.file(t, "assistant_image"), "mime_type": "image/png", "alt_text": f"image of turn {i + 1}"})
+            msgs.append({"role": "user", "content": message_content(user)})
+            msgs.append({"role": "assistant", "content": message_content(reply or ["*(no reply)*"])})
+            state.msg_turns += [i, i]
+        return msgs
+
+    def versions(self, state: UIState) -> list[tuple[str, str]]:
+        """The version strip: every reply image of the current branch, oldest first."""
+        return [(state.file(t, "assistant_image"), f"turn {i}") for i, t in enumerate(state.session.path(), 1) if t.assistant_image is not None]
+
+    def branch_choices(self, state: UIState) -> tuple[list[tuple[str, str]], str | None]:
+        s = state.session
+        choices, value = [], None
+        for i, b in enumerate(s.branches(), 1):
+            last = b[-1].user_text or "(image)"
+            choices.append((f"Branch {i}: {len(b)} turn{'s' * (len(b) != 1)}, last: {last[:40]}", b[-1].id))
+            if value is None and s.head in {t.id for t in b}:
+                value = b[-1].id
+        return choices, value
+
+    def status(self, state: UIState, reply: Reply | None = None) -> str:
+        s = state.session
+        if not s.turns:
+            return "New conversation."
+        parts = [f"{len(s)} turn{'s' * (len(s) != 1)} in this branch", f"{len(s.branches())} branch{'es' * (len(s.branches()) != 1)}"]
+        if reply is not None and reply.metadata:
+            m = reply.metadata
+            parts.append(f"last reply: seed {m.get('seed')}, {m.get('timings', {}).get('total_s', 0):.2f} s, {m.get('tokens', {}).get('new_tokens', '?')} tokens")
+        return " · ".join(parts)
+
+    def view(self, state: UIState, **override) -> tuple:
+        """One value per `VIEW` component, from the session (keyword overrides win)."""
+        out: dict = {}
+        if "chat" not in override:
+            out["chat"] = self.chat_messages(state)
+        turn, kind = state.session.latest_image()
+        path = state.file(turn, kind) if turn is not None else None
+        out["progress"] = ""
+        out["box"] = gr.skip()
+        out["image"] = path
+        out["download"] = gr.update(value=path, interactive=path is not None)
+        if "editor" not in override:
+            out["editor"] = self.editor_value(state)
+        if "versions" not in override:
+            out["versions"] = self.versions(state)
+        if "branches" not in override:
+            choices, value = self.branch_choices(state)
+            out["branches"] = gr.update(choices=choices, value=value)
+        out["status"] = self.status(state)
+        out["state"] = state
+        out.update(override)
+        return tuple(out[k] for k in VIEW)
+
+    def mask_canvas(self, state) -> dict | None:
+        """The mask editor's value for the current image (sent again when its panel opens)."""
+        return self.editor_value(self.state(state))
+
+    def editor_value(self, state: UIState):
+        """The mask canvas: the current image scaled up, no paint."""
+        image = state.session.last_image()
+        if image is None:
+            return None
+        key = ("editor", id(image))
+        if state._mask_bg is None or state._mask_bg[0] != key:
+            bg = image.convert("RGB").resize((EDITOR_SIZE, EDITOR_SIZE), Image.Resampling.NEAREST)
+            state._mask_bg = (key, state.png(bg, "mask-background.png"), image)
+        path = state._mask_bg[1]
+        return {"background": path, "layers": [], "composite": path}
+
+    # ---- one reply, streamed -----------------------------------------------------------------
+    def _reply(self, state: UIState, message: Message, settings: Settings, box, on_fail=None):
+        """Stream one turn into the view; on an error or Stop the session is put back as it was."""
+        def fail(msg: str | None, info: str | None = None):
+            if on_fail is not None:
+                on_fail()
+            if msg:
+                gr.Warning(msg)
+            if info:
+                gr.Info(info)
+            return self.view(state, box=gr.update(value=box, interactive=True))
+
+        if _refuse_while_busy(state):
+            yield self.view(state)
+            return
+        # 1. Check everything before the conversation changes on screen (the stream checks at the call).
+        state.cancel = threading.Event()
+        try:
+            turn = self.models.stream(state.session, message, settings.params(), state.cancel, model=settings.model, refine=bool(settings.refine))
+        except ChatgenError as e:
+            yield fail(str(e))
+            return
+        # 2. Show the message and a placeholder reply; lock the box while generating.
+        state.busy = True
+        history = self.chat_messages(state)
+        user: list = [message.text] if message.text else []
+        if message.image is not None:
+            user.append({"path": state.png(message.image, "upload.png"), "mime_type": "image/png"})
+        if message.mask is not None:
+            user.append("*(edit limited to the painted region)*")
+        text, preview, rows, reply = "", None, 0, None
+        progress = progress_html(0, 1, "Thinking…")
+
+        def frame(status: str):
+            pending = [text] if text else []
+            shown = state.png(preview, "preview.png") if preview is not None else None
+            if shown is not None:
+                pending.append({"path": shown, "mime_type": "image/png", "alt_text": "the image so far"})
+            pending = pending or ["…"]
+            chat = history + [{"role": "user", "content": message_content(user)}, {"role": "assistant", "content": message_content(pending)}]
+            return self.view(state, chat=chat, progress=progress, box=gr.update(value=None, interactive=False), image=shown if shown is not None else gr.skip(), download=gr.skip(), editor=gr.skip(), versions=gr.skip(), branches=gr.skip(), status=status)
+
+        yield frame("generating…")
+        # 3. Generate; every event updates the view.
+        try:
+            for item in turn:
+                if isinstance(item, TextDelta):
+                    text += item.text
+                    yield frame("writing…")
+                elif isinstance(item, ImageStart):
+                    rows = item.rows
+                    progress = progress_html(0, rows, f"Drawing… 0 of {rows} rows")
+                    yield frame("drawing…")
+                elif isinstance(item, ImageRow):
+                    if item.preview is not None:
+                        preview = item.preview
+                    progress = progress_html(item.row + 1, item.rows, f"Drawing… {item.row + 1} of {item.rows} rows")
+                    yield frame("drawing…")
+                elif isinstance(item, ImageDone):
+                    preview = item.image
+                    progress = progress_html(rows or 1, rows or 1, "Finishing…")
+                    yield frame("finishing…")
+                elif isinstance(item, Reply):
+                    reply = item
+        except ChatgenError as e:
+            yield fail(str(e))
+            return
+        except Exception as e:  # a model failure: one line for the person, the traceback for the log
+            log.exception("generation failed")
+            yield fail(f"generation failed ({type(e).__name__}: {e})")
+            return
+        finally:
+            state.busy = False
+        if reply is None or reply.turn_id is None:
+            yield fail(None, "Stopped: nothing was saved, your message is back in the box")
+            return
+        # 4. Store the turn; clear the box, reset the mask canvas to the new image.
+        state.session.append(reply.turn)
+        yield self.view(state, box=gr.update(value=None, interactive=True), status=self.status(state, reply))
+
+    # ---- events ------------------------------------------------------------------------------
+    def send(self, state, box, editor, *settings):
+        """Send the typed message (+ upload, + painted mask)."""
+        state = self.state(state)
+        try:
+            text, files = read_box(box)
+            if len(files) > 1:
+                raise ChatgenError("attach one image per message")
+            image = load_image(files[0], what="uploaded image") if files else None
+            message = Message(text=text, image=image, mask=mask_from_editor(editor))
+        except ChatgenError as e:
+            gr.Warning(str(e))
+            yield self.view(state, editor=gr.skip())
+            return
+        yield from self._reply(state, message, Settings(*settings), box)
+
+    def stop(self, state) -> None:
+        """Stop the reply being generated (nothing is stored)."""
+        if isinstance(state, UIState):
+            state.cancel.set()
+
+    def retry(self, state, *settings):
+        """Answer the last message again with a new seed; the old answer stays as a branch."""
+        state = self.state(state)
+        s = state.session
+        if _refuse_while_busy(state):
+            yield self.view(state)
+            return
+        if s.head is None:
+            gr.Warning("nothing to retry: send a message first")
+            yield self.view(state)
+            return
+        last = s.undo()
+        settings = Settings(*settings)
+        settings.seed = -1  # a new seed
+        yield from self._reply(state, Message(last.user_text, last.user_image, last.user_mask), settings, None, on_fail=s.redo)
+
+    def edit(self, state, index, text, *settings):
+        """Edit an earlier message: the conversation branches before it and continues with the new text."""
+        state = self.state(state)
+        s = state.session
+        if _refuse_while_busy(state):
+            yield self.view(state)
+            return
+        if isinstance(index, (tuple, list)):
+            index = index[0]
+        path = s.path()
+        if not state.msg_turns:
+            self.chat_messages(state)
+        if not isinstance(index, int) or not 0 <= index < len(state.msg_turns):
+            gr.Warning("that message is no longer in the conversation")
+            yield self.view(state)
+            return
+        n = state.msg_turns[index]
+        old, new_text = path[n], edited_text(text)
+        old_head = s.head
+        s.branch(n)
+        yield from self._reply(state, Message(new_text, old.user_image, old.user_mask), Settings(*settings), None, on_fail=lambda: s.checkout(old_head))
+
+    def undo(self, state) -> tuple:
+        return self._change(state, lambda s: s.undo())
+
+    def redo(self, state) -> tuple:
+        return self._change(state, lambda s: s.redo())
+
+    def new_chat(self, state) -> tuple:
+        return self._change(state, lambda s: None, replace=Session())
+
+    def branch_at(self, state, n) -> tuple:
+        """Continue from after turn n (0 = from the start); the next message starts a new branch."""
+        def go(s: Session):
+            try:
+                k = int(n)
+            except (TypeError, ValueError):
+                raise ChatgenError(f"the turn to branch from must be a number, got {n!r}") from None
+            s.branch(k)
+
+        return self._change(state, go)
+
+    def checkout(self, state, turn_id: str | None) -> tuple:
+        """Continue from any turn (a version strip image, a branch's last turn)."""
+        return self._change(state, lambda s: s.checkout(turn_id))
+
+    def select_version(self, state, index) -> tuple:
+        """A click on the version strip: continue from that image."""
+        state = self.state(state)
+        images = state.session.images()
+        if isinstance(index, (tuple, list)):
+            index = index[0]
+        if not isinstance(index, int) or not 0 <= index < len(images):
+            gr.Warning("that image is no longer in this branch")
+            return self.view(state)
+        return self.checkout(state, images[index][0])
+
+    def export(self, state):
+        """The whole session (every branch) as a zip to download."""
+        state = self.state(state)
+        if not state.session.turns:
+            gr.Warning("nothing to export yet: the conversation is empty")
+            return gr.update(value=None, visible=False)
+        path = state.session.write_zip(state.folder / "export" / uuid.uuid4().hex[:8] / "chatgen-session.zip")
+        return gr.update(value=str(path), visible=True)
+
+    def import_session(self, state, file) -> tuple:
+        """Replace the conversation by an uploaded session zip."""
+        state = self.state(state)
+        if _refuse_while_busy(state):
+            return self.view(state)
+        try:
+            path = file.get("path") if isinstance(file, dict) else getattr(file, "name", file)
+            if not path:
+                raise ChatgenError("no file was uploaded: choose a .zip exported from chatgen")
+            session = Session.read_zip(path)
+        except ChatgenError as e:
+            gr.Warning(str(e))
+            return self.view(state)
+        state.replace(session)
+        gr.Info(f"imported {len(session.turns)} turns")
+        return self.view(state)
+
+    def _change(self, state, fn, replace: Session | None = None) -> tuple:
+        state = self.state(state)
+        if _refuse_while_busy(state):
+            return self.view(state)
+        try:
+            fn(state.session)
+        except ChatgenError as e:
+            gr.Warning(str(e))
+            return self.view(state)
+        if replace is not None:
+            state.replace(replace)
+        return self.view(state)
+

@@ -1,0 +1,146 @@
+"""The assistant's canonical texts in the scene world: the words a model must say.
+
+One fixed wording per fact (`describe`, `draw_reply`, `answer_*`, `clarify_question`,
+`out_of_world_reply`, `limit_reply`), so a model can learn them exactly and evals can
+compare strings. The texts of done edits are `Edit.reply` in `edits.py`.
+
+Places always follow one mapping. A single word names the middle of that edge ("left" is
+the middle left slot, "top" the top center slot), "center" is the middle slot, two words
+name a corner ("top left"). The same words appear in every text the assistant writes.
+"""
+
+from __future__ import annotations
+
+from chatgen.world.scene import CATEGORIES, CLASSES, COLS, ROWS, Obj, Scene, article, plural, slot_name
+
+# Number words for counts 0..4 (a scene holds at most 4 objects): "There are two dogs."
+NUMBERS = ("no", "one", "two", "three", "four")
+
+# Canonical background phrase used after an object list: "..., on grass."
+BG_PHRASE: dict[str, str] = {
+    "grass": "on grass", "sky": "in the sky", "beach": "on the beach",
+    "snow": "in the snow", "night": "at night", "sea": "at sea",
+}
+
+# One of a category: "There is one animal."
+_CATEGORY_SINGULAR = {"animals": "animal", "plants": "plant", "vehicles": "vehicle", "objects": "object"}
+
+
+def join(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def with_article(noun: str) -> str:
+    """"a dog", "an apple"."""
+    return f"{article(noun)} {noun}"
+
+
+def object_phrase(obj: Obj) -> str:
+    """"a dog on the left"."""
+    return f"{article(obj.cls)} {obj.cls} {obj.phrase}"
+
+
+def describe(scene: Scene) -> str:
+    """Canonical description: "There is a dog on the left and a tree in the top right, on
+    grass." Objects in reading order; "There are no objects, only the grass background."
+    for an empty scene."""
+    if not scene.objects:
+        return f"There are no objects, only the {scene.background} background."
+    return f"There is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
+
+
+def draw_reply(scene: Scene) -> str:
+    """Reply to a drawing request: "Here is a dog on the left, on grass."."""
+    if not scene.objects:
+        return f"Here is an empty picture {BG_PHRASE[scene.background]}."
+    return f"Here is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
+
+
+def counted_noun(what: str, n: int) -> str:
+    """A class or category word for `n` of them: "dog" / "dogs", "animal" / "animals"."""
+    if what in CATEGORIES:
+        return what if n != 1 else _CATEGORY_SINGULAR[what]
+    return what if n == 1 else plural(what)
+
+
+def answer_count(scene: Scene, what: str) -> str:
+    """"There are two dogs." / "There is one animal." / "There are no cats."."""
+    n = scene.count(what)
+    return f"There is one {counted_noun(what, 1)}." if n == 1 else f"There are {NUMBERS[n]} {counted_noun(what, n)}."
+
+
+def answer_where(scene: Scene, cls: str) -> str:
+    """"The dog is on the left." / "There are dogs on the left and at the top." /
+    "There is no dog."."""
+    found = scene.find(cls)
+    if not found:
+        return f"There is no {cls}."
+    if len(found) == 1:
+        return f"The {cls} is {found[0].phrase}."
+    return f"There are {plural(cls)} {join([o.phrase for o in found])}."
+
+
+def answer_is_there(scene: Scene, cls: str) -> str:
+    """"Yes, there is one dog." / "Yes, there are two dogs." / "No, there is no dog."."""
+    n = scene.count(cls)
+    if n == 0:
+        return f"No, there is no {cls}."
+    return f"Yes, {answer_count(scene, cls)[0].lower()}{answer_count(scene, cls)[1:]}"
+
+
+def answer_background(scene: Scene) -> str:
+    """"The background is grass."."""
+    return f"The background is {scene.background}."
+
+
+def answer_question(scene: Scene, kind: str, target: str | None = None) -> str:
+    """The canonical answer to a question kind about a scene, without parsing any text.
+
+    kind: ask_what | ask_count | ask_where | ask_is_there | ask_background. target: the
+    class (or, for ask_count, a category in CATEGORIES) asked about.
+    """
+    if kind == "ask_what":
+        return describe(scene)
+    if kind == "ask_background":
+        return answer_background(scene)
+    if target is None:
+        raise ValueError(f"kind={kind!r} needs a target class")
+    if kind == "ask_count":
+        return answer_count(scene, target)
+    if kind == "ask_where":
+        return answer_where(scene, target)
+    if kind == "ask_is_there":
+        return answer_is_there(scene, target)
+    raise ValueError(f"kind={kind!r} is not a question kind")
+
+
+def distinguishing_labels(objs: tuple[Obj, ...]) -> list[str]:
+    """Shortest words that tell same-class objects apart: their columns ("left", "right")
+    when those differ, else their rows ("top", "bottom"), else slot names ("top left")."""
+    if len({o.col for o in objs}) == len(objs):
+        return [COLS[o.col] for o in objs]
+    if len({o.row for o in objs}) == len(objs):
+        return [ROWS[o.row] for o in objs]
+    return ["center" if o.slot == (1, 1) else slot_name(*o.slot) for o in objs]
+
+
+def clarify_question(cls: str, labels: list[str]) -> str:
+    """"Which dog, the left one or the right one?"."""
+    options = [f"the {label} one" for label in labels]
+    return f"Which {cls}, {', '.join(options[:-1])} or {options[-1]}?"
+
+
+def out_of_world_reply(name: str) -> str:
+    """"I can't draw a giraffe; I can draw: dog, cat, ..."."""
+    return f"I can't draw {article(name)} {name}; I can draw: {', '.join(CLASSES)}."
+
+
+def limit_reply(cls: str, reason: str) -> str:
+    """Refusal of an add that breaks a scene limit."""
+    if reason == "too_many_objects":
+        return f"I can't add {article(cls)} {cls}: a picture holds at most 4 objects."
+    return f"I can't add another {cls}: a picture holds at most 3 of one kind."
+
