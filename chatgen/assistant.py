@@ -22,7 +22,7 @@ from PIL import Image
 from .backends.base import Backend
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
-from .events import Event, ReplyDone
+from .events import Event, ReplyDone, TextDelta
 from .images import check_image, mask_from_image
 from .params import GenerationParams
 
@@ -110,13 +110,18 @@ class Assistant:
         """Generate the reply to a checked request (see `stream`)."""
         message, p = request.message, request.params
         t0 = time.perf_counter()
-        # 1. Build the prompt; a mask turns into a per-code keep grid over the edited image.
+        # 1. An upload the model cannot read is answered in one sentence, without generating.
+        why = self.backend.unreadable(message.image) if message.image is not None else None
+        if why is not None:
+            yield from self._unreadable_upload(session, message, p, why, t0)
+            return
+        # 2. Build the prompt; a mask turns into a per-code keep grid over the edited image.
         prompt = self.backend.prompt(session, message)
         if message.mask is not None:
             prompt.source_codes = self._source_codes(session, message)
             prompt.keep = ~_mask_grid(message.mask, self.backend.vocab.grid_h, self.backend.vocab.grid_w)
         prep_s = time.perf_counter() - t0
-        # 2. Generate, passing every event through.
+        # 3. Generate, passing every event through.
         done: ReplyDone | None = None
         for ev in self.backend.stream(prompt, p, cancel=cancel):
             if isinstance(ev, ReplyDone):
@@ -124,7 +129,7 @@ class Assistant:
             yield ev
         if done is None:
             raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
-        # 3. Refine the image (optional).
+        # 4. Refine the image (optional).
         image, refine_s = done.image, 0.0
         if image is not None and self.refiner is not None and not done.cancelled:
             t1 = time.perf_counter()
@@ -140,23 +145,11 @@ class Assistant:
         if done.cancelled:
             yield Reply(text=done.text, image=image, turn=None, cancelled=True, metadata=metadata)
             return
-        # 4. The new turn, for the caller to store; the reply's ids always end with <eot>.
+        # 5. The new turn, for the caller to store; the reply's ids always end with <eot>.
         reply_ids = list(done.reply_ids)
         if not reply_ids or reply_ids[-1] != self.backend.vocab.eot:
             reply_ids.append(self.backend.vocab.eot)
-        turn = Turn(
-            id=session.new_turn_id(),
-            parent=session.head,
-            user_text=message.text,
-            user_image=message.image,
-            user_mask=message.mask,
-            assistant_text=done.text,
-            assistant_image=image,
-            user_ids=prompt.user_ids,
-            reply_ids=reply_ids,
-            token_model=self.backend.name,
-            params={**p.to_dict(), "metadata": metadata},
-        )
+        turn = self._new_turn(session, message, done.text, image, prompt.user_ids, reply_ids, p, metadata)
         yield Reply(text=done.text, image=image, turn=turn, metadata=metadata)
 
     def respond(self, session: Session, message: Message | str, params: GenerationParams | dict | None = None, cancel: threading.Event | None = None, on_event: Callable[[Event], None] | None = None) -> Reply:
@@ -171,6 +164,31 @@ class Assistant:
         raise RuntimeError("the reply stream ended without a Reply")
 
     # ---- helpers -----------------------------------------------------------------------------
+    def _unreadable_upload(self, session: Session, message: Message, p: GenerationParams, why: str, t0: float) -> Iterator[Event | Reply]:
+        """The reply to an upload the model cannot read: `why`, and a turn whose ids leave the
+        picture out, so later turns are not read against codes that mean nothing."""
+        b = self.backend
+        yield TextDelta(why)
+        metadata = {"model": b.name, "params": p.to_dict(), "seed": p.seed, "unreadable_upload": True, "timings": {"total_s": round(time.perf_counter() - t0, 4)}}
+        turn = self._new_turn(session, message, why, None, b.encode_user(Message(message.text)), [*b.encode_text(why), b.vocab.eot], p, metadata)
+        yield Reply(text=why, image=None, turn=turn, metadata=metadata)
+
+    def _new_turn(self, session: Session, message: Message, text: str, image: Image.Image | None, user_ids: list[int], reply_ids: list[int], p: GenerationParams, metadata: dict) -> Turn:
+        """The turn a reply adds after the session's head, with the ids the next prompt reuses."""
+        return Turn(
+            id=session.new_turn_id(),
+            parent=session.head,
+            user_text=message.text,
+            user_image=message.image,
+            user_mask=message.mask,
+            assistant_text=text,
+            assistant_image=image,
+            user_ids=user_ids,
+            reply_ids=reply_ids,
+            token_model=self.backend.name,
+            params={**p.to_dict(), "metadata": metadata},
+        )
+
     def _source_codes(self, session: Session, message: Message) -> torch.Tensor:
         """Codes of the image a masked edit starts from: the upload, else the latest image."""
         b = self.backend

@@ -123,7 +123,7 @@ def stream_reply(
         processors.append(ImageGuidance(model, span, prompt.uncond_ids, params.cfg_scale))
     if prompt.source_codes is not None and prompt.keep is not None:
         processors.append(EditLock(span, prompt.source_codes, prompt.keep))
-    processors.append(ImageSpanConstraint(span, params.max_new_tokens))
+    processors.append(ImageSpanConstraint(span, params.max_new_tokens, max_text_tokens=params.max_text_tokens))
     config = params.generation_config(getattr(model, "generation_config", None), eos_token_id=vocab.eot, pad_token_id=vocab.pad)
 
     streamer = _QueueStreamer()

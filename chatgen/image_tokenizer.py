@@ -86,3 +86,12 @@ class VQImageTokenizer:
         x = F.pixel_shuffle(x.float(), self.unshuffle)  # (N, 3, t, t)
         x = from_tiles(x, self.image_size, self.image_size)  # (1, 3, S, S)
         return self.pixels.postprocess(x.cpu(), output_type="pil")[0]
+
+    def reconstruction_error(self, image: Image.Image) -> float:
+        """Mean absolute difference (0..1) between `image` at the tokenizer's size and its round
+        trip through the codes: small for pictures like the ones the VQ-VAE was trained on, large
+        for anything else (a photo, noise, a flat colour)."""
+        s = self.image_size
+        x = self.pixels.preprocess(image.convert("RGB"), height=s, width=s)  # (1, 3, S, S) in [-1, 1]
+        y = self.pixels.preprocess(self.decode(self.encode(image)), height=s, width=s)
+        return float((x - y).abs().mean() / 2)

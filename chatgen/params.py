@@ -19,6 +19,7 @@ class GenerationParams:
     top_p: float = 1.0  # nucleus sampling mass (1 = off)
     cfg_scale: float = 1.0  # classifier-free guidance inside image spans (1 = off)
     max_new_tokens: int = 512  # reply length cap, image codes included
+    max_text_tokens: int = 128  # cap on the reply's text outside images (the longest trained reply is under 100)
     previews: bool = True  # decode a partial image after every finished code row
 
     def check(self) -> "GenerationParams":
@@ -35,6 +36,8 @@ class GenerationParams:
             raise ChatgenError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
         if not (isinstance(self.max_new_tokens, int) and self.max_new_tokens >= 1):
             raise ChatgenError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if not (isinstance(self.max_text_tokens, int) and self.max_text_tokens >= 1):
+            raise ChatgenError(f"max_text_tokens must be a positive integer, got {self.max_text_tokens!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -1,7 +1,8 @@
 """Logits processors: the vocabulary rules of a reply, enforced by masking logits.
 
 - `ImageSpanConstraint`: after `<boi>` only image codes, exactly H*W of them, then `<eoi>`;
-  outside an image span never an image code; at most one image per reply.
+  outside an image span never an image code; at most one image per reply; a text that runs
+  past `max_text_tokens` (a loop) is ended with `<eot>`.
 - `ImageGuidance`: classifier-free guidance (transformers' unbatched CFG processor), applied
   inside image spans only.
 - `EditLock`: inside the image span, codes the user's mask keeps are forced to the source codes.
@@ -33,6 +34,7 @@ class SpanTracker:
         self.inside = False  # an image span is open
         self.codes = 0  # codes emitted in the open span
         self.images = 0  # image spans closed
+        self.text = 0  # reply tokens outside image spans (text and markers)
 
     def update(self, input_ids: torch.LongTensor) -> "SpanTracker":
         if input_ids.shape[0] != 1:
@@ -45,6 +47,8 @@ class SpanTracker:
                 self.inside, self.codes, self.images = False, 0, self.images + 1
             elif self.inside:
                 self.codes += 1
+            else:
+                self.text += 1
         self.read = input_ids.shape[1] - self.prompt_len
         return self
 
@@ -57,10 +61,11 @@ class SpanTracker:
 class ImageSpanConstraint(LogitsProcessor):
     """Only legal tokens get finite logits: image codes inside a span, text outside."""
 
-    def __init__(self, span: SpanTracker, max_new_tokens: int, max_images: int = 1):
+    def __init__(self, span: SpanTracker, max_new_tokens: int, max_images: int = 1, max_text_tokens: int | None = None):
         v = span.vocab
         self.span = span  # the reply's position
         self.max_new_tokens = max_new_tokens  # the reply's length cap
+        self.max_text_tokens = max_text_tokens  # cap on the reply's text outside images (None: only max_new_tokens)
         self.max_images = max_images  # images one reply may hold
         # Allowed-token masks of the three situations, built once.
         self.codes_ok = torch.zeros(v.size, dtype=torch.bool)
@@ -72,6 +77,8 @@ class ImageSpanConstraint(LogitsProcessor):
         self.text_ok[v.eot] = True
         self.text_or_image_ok = self.text_ok.clone()
         self.text_or_image_ok[v.boi] = True
+        self.end_ok = torch.zeros(v.size, dtype=torch.bool)
+        self.end_ok[v.eot] = True
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         s, v = self.span.update(input_ids), self.span.vocab
@@ -79,8 +86,10 @@ class ImageSpanConstraint(LogitsProcessor):
             allowed = self.codes_ok  # 1. Inside a span: image codes only.
         elif s.inside:
             allowed = self.close_ok  # 2. The grid is full: close the span.
+        elif self.max_text_tokens is not None and s.text >= self.max_text_tokens:
+            allowed = self.end_ok  # 3. The text ran on too long: end the reply.
         else:
-            # 3. Outside: text and <eot>; <boi> only if a whole image (<boi>, H*W codes, <eoi>) fits.
+            # 4. Outside: text and <eot>; <boi> only if a whole image (<boi>, H*W codes, <eoi>) fits.
             left = self.max_new_tokens - s.read
             allowed = self.text_or_image_ok if s.images < self.max_images and left >= v.image_tokens + 2 else self.text_ok
         # Vocab padding rows past v.size (some checkpoints round the embedding up) stay masked too.

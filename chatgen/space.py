@@ -50,7 +50,7 @@ python_version: "{PYTHON_VERSION}"
 app_file: app.py
 pinned: false
 license: apache-2.0
-short_description: Draw, edit and ask about images in one chat
+short_description: Chat to draw, edit and ask about emoji pictures
 tags:
   - image-generation
   - image-editing
@@ -59,9 +59,16 @@ tags:
 
 # chatgen
 
-One small autoregressive transformer that reads and writes text and images in a single token
-stream. Ask it to draw ("draw a dog on the grass"), to edit ("make the dog a cat"), or a
-question about the picture ("how many animals are there?").
+Chat with one small autoregressive transformer that reads and writes text and pictures in a
+single token stream: ask it to **draw** ("draw a cat on the left and a tree on the right, on the
+beach"), to **edit** ("add a balloon", "make the cat a dog", "now at night"), or **ask** about
+the picture ("what's in the picture?"). It runs on a CPU, about a second per picture.
+
+**What it can draw.** Its own small world of emoji pictures: 24 kinds of things (dog, cat,
+rabbit, fox, bear, panda, frog, chicken, bird, fish, tree, cactus, flower, house, car, bicycle,
+boat, sun, moon, star, cloud, apple, balloon, ball) on one of 6 backgrounds (grass, sky, beach,
+snow, night, sea), at most 4 of them, in a 3x3 grid of places (top / middle / bottom × left /
+center / right). Anything else it declines in words. Click an example next to the chat to start.
 
 - The image grows row by row as its tokens arrive; **Stop** cancels cleanly.
 - **Undo**, **Redo**, **Retry** (new seed); edit an earlier message to start a new branch; click
@@ -77,7 +84,7 @@ question about the picture ("how many animals are there?").
 REQUIREMENTS = """# chatgen's dependencies; the Space installs gradio {gradio} itself (README front matter).
 # The chatgen package source sits next to app.py (written by `chatgen space export`).
 torch>=2.1
-transformers>=5.0,<6
+transformers>=5.24,<5.40
 diffusers>=0.35
 sentencepiece>=0.2
 langchain-core>=1.0,<2

@@ -79,7 +79,7 @@ def build_tiny(spec: TinySpec = TinySpec()) -> NativeBackend:
     )
     if spec.steer_images:
         _steer(lm, vocab)
-    config = NativeConfig(vocab=vocab, image_size=spec.image_size, model_name="tiny-random")
+    config = NativeConfig(vocab=vocab, image_size=spec.image_size, model_name="tiny-random", max_upload_error=0.0)
     return NativeBackend(lm, config.image_tokenizer(vq), sp, config)
 
 

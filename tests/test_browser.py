@@ -1,14 +1,20 @@
-"""The UI in headless Chromium: draw, edit, see both versions; a second visitor sees none of it."""
+"""The UI in headless Chromium on the shipped model: draw, edit, see both versions; a second
+visitor sees none of it; a visitor's first minute at a laptop's and a phone's size."""
 
 import copy
+import io
+import json
 import os
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from chatgen.conversation import Message, Session
+from chatgen.defaults import SHIPPED
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -40,11 +46,12 @@ def app(tiny_dir):
     from chatgen.ui import build_demo, launch_options
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    assistant = Assistant(NativeBackend.from_pretrained(tiny_dir))
+    shipped = (SHIPPED / "config.json").is_file()
+    assistant = Assistant(NativeBackend.from_pretrained(SHIPPED if shipped else tiny_dir))
     demo = build_demo(assistant)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **launch_options())
-    yield f"http://127.0.0.1:{port}/", assistant
+    yield f"http://127.0.0.1:{port}/", assistant, shipped
     demo.close()
 
 
@@ -85,7 +92,7 @@ def send(page, text, seed=None, images_before=0):
 
 
 def test_draw_then_edit_in_the_browser(app, browser, tmp_path):
-    url, assistant = app
+    url, assistant, _ = app
     s1, session = image_seed(assistant, Session(), "draw a dog on the grass", 1)
     s2, _ = image_seed(assistant, session, "make the dog a cat", 11)
 
@@ -107,7 +114,7 @@ def test_draw_then_edit_in_the_browser(app, browser, tmp_path):
     shot = tmp_path / "chatgen_ui.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    shutil.copy(shot, "/tmp/chatgen_ui.png")
+    keep_artifact(shot)
 
     # editing the second message (the chat's pencil) starts a new branch
     page.locator("#cg-chat button[aria-label='Edit']").nth(1).click()
@@ -133,3 +140,116 @@ def test_draw_then_edit_in_the_browser(app, browser, tmp_path):
     assert "draw a dog" not in other.locator("#cg-chat").inner_text()
     assert "second visitor" not in page.locator("#cg-chat").inner_text()
     assert page.locator("#cg-versions img").count() == 1
+
+
+# ---- a visitor's first minute -----------------------------------------------------------------------
+SIZES = {"laptop": (1280, 720), "phone": (390, 844)}
+# Five turns from the example buttons, five pictures: a drawing, two edits, two more drawings.
+FIRST_MINUTE = ["draw a dog on the grass", "add a balloon", "add a bird top left", "draw a cat on the left and a tree on the right, on the beach", "draw a house in the center and a sun top right, at night"]
+WATCH_BOX = """() => {  // the box's place on the page, every frame, until stopped
+    window.__boxTops = []; window.__watch = true;
+    const box = document.querySelector('#cg-box');
+    const tick = () => { window.__boxTops.push(box.getBoundingClientRect().top + window.scrollY); if (window.__watch) requestAnimationFrame(tick); };
+    tick();
+}"""
+UNCOVERED = """(el) => {  // is every probed point of the element the element itself (nothing drawn over it)?
+    const r = el.getBoundingClientRect();
+    const pts = [[0.5, 0.5], [0.08, 0.08], [0.92, 0.08], [0.08, 0.92], [0.92, 0.92], [0.5, 0.08], [0.5, 0.92]];
+    return pts.every(([fx, fy]) => { const e = document.elementFromPoint(r.left + fx * r.width, r.top + fy * r.height); return e === el; });
+}"""
+
+
+def keep_artifact(path: Path) -> None:
+    """Copy a screenshot or figure to $CHATGEN_ARTIFACTS when it is set (CI keeps that folder)."""
+    folder = os.environ.get("CHATGEN_ARTIFACTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(folder) / path.name)
+
+
+def box_of(page, selector: str) -> dict:
+    return page.locator(selector).first.bounding_box()
+
+
+def click_example(page, text: str) -> dict:
+    """Click an example button; wait for the reply; the box's movement and the turn's time."""
+    page.evaluate(WATCH_BOX)
+    t0 = time.perf_counter()
+    page.locator(".cg-example", has_text=text).first.click()
+    page.wait_for_function("document.querySelector('#cg-box textarea').disabled", timeout=10_000)  # streaming started
+    page.wait_for_function("!document.querySelector('#cg-box textarea').disabled", timeout=60_000)
+    seconds = time.perf_counter() - t0
+    tops = page.evaluate("() => { window.__watch = false; return window.__boxTops; }")
+    return {"text": text, "seconds": round(seconds, 2), "box_moved_px": round(max(tops) - min(tops), 1), "frames": len(tops)}
+
+
+def current_scene(page):
+    from chatgen.world import detect
+
+    src = page.locator("#cg-image img").get_attribute("src")
+    return detect(Image.open(io.BytesIO(page.request.get(src).body())))
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_first_minute_at_laptop_and_phone_size(app, browser, tmp_path, size):
+    url, _, shipped = app
+    if not shipped:
+        pytest.skip("the examples are checked on the shipped model, which this checkout lacks")
+    from chatgen.world import scene
+
+    width, height = SIZES[size]
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.goto(url, wait_until="load", timeout=60_000)
+    page.wait_for_selector("#cg-box textarea", timeout=60_000)
+    page.wait_for_selector(".cg-example", timeout=60_000)
+    page.wait_for_timeout(800)  # late focus or layout would have scrolled by now
+    figures: dict = {"size": [width, height], "scrollY_after_load": page.evaluate("window.scrollY")}
+
+    # 1. The page opens at the top; the mask panel is closed; on a laptop the card and the examples show without scrolling.
+    assert figures["scrollY_after_load"] == 0
+    assert not page.locator("#cg-editor").is_visible()
+    if size == "laptop":
+        for selector in ("#cg-card", "#cg-box", ".cg-example"):
+            for i in range(page.locator(selector).count()):
+                b = page.locator(selector).nth(i).bounding_box()
+                assert b and b["y"] >= 0 and b["y"] + b["height"] <= height and b["x"] + b["width"] <= width, f"{selector} #{i} is outside the first screen: {b}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing sticks out sideways on a phone
+    shot = tmp_path / f"chatgen_ui_{size}_start.png"
+    page.screenshot(path=str(shot))
+    keep_artifact(shot)
+
+    # 2. Five turns from the example buttons; the box must not move while a reply streams.
+    turns = [click_example(page, text) for text in FIRST_MINUTE[:1]]
+    assert current_scene(page) == scene.Scene("grass", (scene.Obj("dog", 1, 1),))  # the clicked example drew what it says
+    assert "dog" in page.locator("#cg-chat").inner_text().lower()
+    assert "Undo" not in page.locator("#cg-progress").inner_text()
+    turns.append(click_example(page, FIRST_MINUTE[1]))
+    assert "Undo" in page.locator("#cg-progress").inner_text() and page.locator("#cg-progress .cg-hint").is_visible()  # after an edit, the hint
+    turns += [click_example(page, text) for text in FIRST_MINUTE[2:]]
+    figures["turns"] = turns
+    for t in turns:
+        assert t["box_moved_px"] <= 2, f"the message box moved {t['box_moved_px']} px during {t['text']!r}"
+
+    # 3. The version strip: all five thumbnails, each fully inside the strip and not covered by anything.
+    thumbs = page.locator("#cg-versions img")
+    assert thumbs.count() == 5
+    page.locator("#cg-versions").scroll_into_view_if_needed()
+    strip = box_of(page, "#cg-versions .grid-wrap")
+    for i in range(5):
+        b = thumbs.nth(i).bounding_box()
+        assert b["width"] >= 48 and b["height"] >= 48, f"thumbnail {i} is too small to read: {b}"
+        assert strip["x"] <= b["x"] and b["x"] + b["width"] <= strip["x"] + strip["width"] + 0.5, f"thumbnail {i} is cut off at the side"
+        assert strip["y"] <= b["y"] and b["y"] + b["height"] <= strip["y"] + strip["height"] + 0.5, f"thumbnail {i} is cut off at the top or bottom"
+        assert thumbs.nth(i).evaluate(UNCOVERED), f"something covers thumbnail {i}"
+
+    # 4. Screenshots of the whole page and figures for the README.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.wait_for_timeout(300)
+    for name, full in (("end", False), ("end_full", True)):
+        shot = tmp_path / f"chatgen_ui_{size}_{name}.png"
+        page.screenshot(path=str(shot), full_page=full)
+        keep_artifact(shot)
+    out = tmp_path / f"chatgen_ui_{size}_figures.json"
+    out.write_text(json.dumps(figures, indent=1))
+    keep_artifact(out)
+    print(json.dumps(figures))

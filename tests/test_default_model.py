@@ -67,3 +67,21 @@ def test_bench_world_command(capsys):
     assert main(["bench-world", "--only", "ask,juggling"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--only takes sections out of draw, edit" in err
+
+
+def test_a_picture_from_outside_the_world_gets_one_sentence_and_the_chat_goes_on(default_assistant):
+    """A photo-like upload is not read (no loop, no picture), and it leaves nothing in the context."""
+    from chatgen.conversation import Message, Session
+    from chatgen.evals.bench_world import nonworld_image
+
+    s = Session()
+    for seed in range(4):  # noise, a gradient, blurred blobs, a flat colour
+        r = default_assistant.respond(s, Message("what is in this picture?", image=nonworld_image(seed)), GREEDY)
+        assert r.image is None and r.text.startswith("I can't read this picture")  # its speed is a bench-world figure
+        v = default_assistant.backend.vocab
+        assert not any(v.is_image(i) for i in r.turn.user_ids)  # its codes never enter the context
+    r = default_assistant.respond(s, "draw a dog on the grass", GREEDY)
+    assert world.detect(r.image) == world.Scene("grass", (world.Obj("dog", 1, 1),))
+    # a world picture, even resized, is read as usual
+    upload = world.render(world.Scene("snow", (world.Obj("cat", 1, 0),))).resize((300, 300))
+    assert default_assistant.backend.unreadable(upload) is None

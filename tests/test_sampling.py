@@ -112,3 +112,19 @@ def test_unsteered_model_never_emits_stray_codes():
     for seed in range(10):
         done = list(b.stream(prompt, GenerationParams(seed=seed, temperature=2.0, max_new_tokens=40, previews=False)))[-1]
         check_reply(done.reply_ids, b.vocab)
+
+
+def test_text_that_runs_on_is_ended_at_the_cap():
+    """A reply that would loop in text ends with <eot> once max_text_tokens text tokens are out."""
+    from chatgen.tiny import TinySpec, build_tiny
+
+    b = build_tiny(TinySpec(steer_images=False, seed=3))
+    prompt = b.prompt(Session(), Message("hello"))
+    lengths = []
+    for seed in range(8):
+        done = list(b.stream(prompt, GenerationParams(seed=seed, temperature=2.0, max_new_tokens=60, max_text_tokens=12, previews=False)))[-1]
+        check_reply(done.reply_ids, b.vocab)
+        text = [t for t in done.reply_ids if not b.vocab.is_image(t) and t not in (b.vocab.boi, b.vocab.eoi, b.vocab.eot)]
+        assert len(text) <= 12
+        lengths.append(len(done.reply_ids))
+    assert max(lengths) < 60  # the cap, not max_new_tokens, ended some reply

@@ -116,3 +116,13 @@ def test_ui_cli_rejects_bad_values(capsys):
     if importlib.util.find_spec("mcp") is None:
         assert main(["ui", "--mcp"]) == 2
         assert "mcp>=1.21,<2" in capsys.readouterr().err
+
+
+def test_space_card_says_what_it_does_and_what_it_can_draw():
+    from chatgen.world.scene import BACKGROUNDS, CLASSES, MAX_OBJECTS
+
+    meta = front_matter(space.README_MD)
+    assert all(w in meta["short_description"].lower() for w in ("draw", "edit", "ask"))
+    above_the_fold = space.README_MD.split("---\n", 2)[2][:1600]  # the card's first screen
+    assert all(c in above_the_fold for c in CLASSES) and all(b in above_the_fold for b in BACKGROUNDS)
+    assert "3x3" in above_the_fold and f"at most {MAX_OBJECTS}" in above_the_fold

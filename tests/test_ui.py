@@ -223,7 +223,7 @@ def test_export_and_import_round_trip(ui, assistant, tmp_path):
     for tid, t in a.turns.items():
         got = b.turns[tid].assistant_image
         assert (got is None) == (t.assistant_image is None)
-        assert got is None or list(got.getdata()) == list(t.assistant_image.getdata())
+        assert got is None or (got.mode, got.size, got.tobytes()) == (t.assistant_image.mode, t.assistant_image.size, t.assistant_image.tobytes())
     assert len(out["chat"]) == 4 and len(out["versions"]) == len(a.images())
     # the imported conversation goes on
     draw(ui, other, assistant, "how many animals are there?")
@@ -320,3 +320,52 @@ def test_build_demo_has_the_named_api(assistant):
     assert not any(n.startswith("ui_") for n in names)
     chat = next(d for d in demo.fns.values() if d.api_name == "chat")
     assert chat.concurrency_limit == 2 and chat.concurrency_id == "generate"
+
+
+def test_after_an_edit_a_hint_points_at_undo_and_retry(ui, assistant):
+    from chatgen.ui.handlers import UNDO_HINT
+
+    st = UIState()
+    first = view(draw(ui, st, assistant, "draw a dog")[-1])
+    assert first["progress"] == ""  # a first picture: nothing to take back yet
+    edited = view(draw(ui, st, assistant, "make the dog a cat")[-1])
+    assert edited["progress"] == UNDO_HINT and "Undo" in UNDO_HINT and "Retry" in UNDO_HINT
+    assert view(ui.undo(st))["progress"] == ""  # gone once the visitor acts
+
+
+def test_a_clicked_example_is_sent_and_keeps_the_typed_text(ui, assistant):
+    st = UIState()
+    seed = good_seed(assistant, st.session, "draw a dog on the grass")
+    frames = [view(o) for o in ui.example("draw a dog on the grass", st, *settings(seed))]
+    assert st.session.path()[-1].user_text == "draw a dog on the grass"
+    assert frames[0]["box"] == {"__type__": "update", "interactive": False}  # locked, its text left alone
+    assert frames[-1]["box"] == {"__type__": "update", "interactive": True}
+    assert frames[-1]["chat"][0]["content"] == "draw a dog on the grass"
+
+
+def test_capability_card_only_for_world_models(assistant):
+    from chatgen.ui import world_card
+
+    def example_buttons(demo):
+        return [b for b in demo.blocks.values() if "cg-example" in (getattr(b, "elem_classes", None) or [])]
+
+    assert not example_buttons(build_demo(assistant))  # the tiny random model draws noise: no card, no examples
+    demo = build_demo(assistant, card=True)
+    assert [b.value for b in example_buttons(demo)] == [e.text for e in world_card.EXAMPLES]
+    mask = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "cg-mask")
+    assert mask.open is False  # the mask panel starts closed
+    box = next(b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "cg-box")
+    assert not box.autofocus  # focusing the box scrolled the page down on load
+
+
+def test_retry_after_a_greedy_reply_samples_a_new_one(ui, assistant):
+    """The world model's UI starts greedy (the figures' setting); Retry must still give another answer."""
+    st = UIState()
+    greedy = (None, -1, 0.0, None, None, False)  # model, seed, temperature 0, ...
+    list(ui.send(st, {"text": "draw a dog on the grass", "files": []}, None, *greedy))
+    first = st.session.turns[st.session.head]
+    assert first.params["temperature"] == 0.0
+    list(ui.retry(st, *greedy))
+    again = st.session.turns[st.session.head]
+    assert again.id != first.id and again.parent == first.parent  # a new branch next to the old answer
+    assert again.params["temperature"] == 0.7 and again.params["seed"] != first.params["seed"]

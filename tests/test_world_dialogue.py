@@ -7,7 +7,7 @@ import re
 import pytest
 
 from chatgen.world import (
-    ASK_KINDS, CLASSES, EDIT_KINDS, KINDS, Dialogue, Obj, Scene, State, answer_question, describe,
+    ASK_KINDS, CLASSES, EDIT_KINDS, HONEST_KINDS, KINDS, Dialogue, Obj, Scene, State, answer_question, describe,
     generate_dialogue, generate_edit_chain, generate_turn_of_kind, next_turn,
 )
 from chatgen.world import DEFAULT_BACKGROUND
@@ -15,7 +15,7 @@ from chatgen.world.message_style import typo
 from chatgen.world.replies import clarify_question, distinguishing_labels
 
 IMAGE_KINDS = {"draw", "resolve", "upload_edit", *EDIT_KINDS}
-TEXT_KINDS = {"clarify", "out_of_world", "upload_describe", *ASK_KINDS}
+TEXT_KINDS = {"clarify", "out_of_world", "upload_describe", *ASK_KINDS, *HONEST_KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,8 @@ def test_dialogue_invariants(dialogues):
             if t.reply_scene is not None:
                 latest = t.reply_scene
         assert d.latest_scene() == latest
-    assert seen == set(KINDS), set(KINDS) - seen
+    # honest turns are sampled on their own (single turns, focus), so mixed dialogues keep their streams
+    assert seen == set(KINDS) - set(HONEST_KINDS), set(KINDS) - seen
 
 
 def test_add_without_place_uses_default_slot(dialogues):
@@ -173,7 +174,7 @@ def test_generate_turn_of_kind(kind):
         kinds = [t.kind for t in d.turns]
         if kind in ("clarify", "resolve"):
             assert kinds == ["draw", "clarify", "resolve"]
-        elif kind in ("draw", "upload_describe", "upload_edit", "out_of_world"):
+        elif kind in ("draw", "upload_describe", "upload_edit", "out_of_world", "smalltalk"):
             assert kinds == [kind]
         else:
             assert kinds == ["draw", kind]
@@ -229,3 +230,38 @@ def test_user_text_style_mix():
     assert any(u[:1].isupper() for u in users) and any(u[:1].islower() for u in users)
     assert any(u.isupper() for u in users if len(u) > 10)
     assert any(re.search(r"\bplease\b", u.lower()) for u in users)
+
+
+def test_honest_turns_answer_in_words_and_keep_the_picture():
+    """An edit of something absent, an edit the world cannot make, small talk: text, no picture."""
+    from chatgen.world import HONEST_KINDS, generate_turn_of_kind
+
+    for kind in HONEST_KINDS:
+        for seed in range(40):
+            d = generate_turn_of_kind(seed, kind)
+            turn = d.turns[-1]
+            assert turn.kind == kind and turn.reply_scene is None and turn.reply_text
+            if kind == "absent_edit":
+                scene = d.turns[0].reply_scene
+                assert scene.count(turn.meta["cls"]) == 0 and turn.meta["cls"] in turn.reply_text
+            if kind == "impossible_edit":
+                assert "I can add, remove, replace or move things" in turn.reply_text
+
+
+def test_people_text_keeps_the_request_and_the_generators_streams():
+    import random
+
+    from chatgen.train.data import sample_dialogue
+    from chatgen.world.people_words import CLASS_WORDS, people_text
+
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(300):
+        out = people_text(rng, "make the dog a cat and add two balloons", synonym_rate=0.6)
+        seen.update(w for w in out.lower().replace(",", " ").split())
+    assert {"doggo", "kitty"} & seen or set(CLASS_WORDS["dog"]) & seen  # other words appear
+    assert any(w.startswith("balloon") for w in seen)
+    # the mixture without people is what it was; with people, only user texts differ
+    a = [sample_dialogue(random.Random(s)) for s in range(30)]
+    b = [sample_dialogue(random.Random(s), people=0.0) for s in range(30)]
+    assert [t.user for d in a for t in d.turns] == [t.user for d in b for t in d.turns]

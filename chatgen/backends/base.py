@@ -40,6 +40,11 @@ class Backend(ABC):
         """(grid_h, grid_w) codes -> PIL image."""
         return self.image_tokenizer.decode(codes)
 
+    def unreadable(self, image: Image.Image) -> str | None:
+        """One sentence for the person when this model cannot read `image` (it is answered
+        without generating, and its codes never enter the context); None when it can."""
+        return None
+
     # ---- text --------------------------------------------------------------------------------
     @abstractmethod
     def encode_text(self, text: str) -> list[int]:

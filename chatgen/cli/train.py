@@ -76,6 +76,9 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         cfg.seed = cfg.lm.seed = args.seed
     _lm_size(cfg.lm, args)
+    if not 0.0 <= args.people_share <= 1.0:
+        raise ChatgenError(f"--people-share must be between 0 and 1 (got {args.people_share}).")
+    cfg.lm.people_share = args.people_share  # restarts inherit it
     focus = _focus(args.focus or "", args.focus_share, "--focus", "--focus-share")
     cfg.restarts = [restart_spec(r) for r in args.restart or []]
     last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
@@ -105,6 +108,7 @@ def add_parser(sub) -> None:
     p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]][/LR]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr LR, default 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0 or 24:clarify@0.7/5e-4; repeatable")
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused turns (default 0.5)")
     p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
+    p.add_argument("--people-share", type=float, default=0.0, metavar="P", help="rewrite this share of the dialogues as people type (other words for things, typos in class names, chatty wrappers) and add questions after edits to the mixture (default 0)")
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--layers", type=int, help="transformer blocks of a new language model (default 6)")
     p.add_argument("--hidden", type=int, help="width of a new language model, a multiple of 64 (default 256; heads are 32 wide)")

@@ -14,6 +14,17 @@ Figures (issue 3's targets in brackets):
   out_of_world a text reply and no image                                  [>= 95%]
   latency      median seconds per image turn                              [<= 1 s]
 
+Trust (issue 15's targets in brackets):
+  collateral   a single edit leaves every other slot and the background as they were [>= 98%]
+  honesty      an edit of something not there (honesty.absent) or one the world cannot make
+               (honesty.impossible): a text reply and no picture           [>= 95%]
+  smalltalk    "hi", "thanks", "what can you draw?": a text reply and no picture
+  ask_after_edits  a question after 1-5 edits (the correct pictures): the canonical answer [>= 90%]
+  chain10      final scene right after a drawing and 8-10 edits, own outputs [>= 85%]
+  nonworld     an upload that is not a world picture (noise, gradients, blobs, flat colour;
+               800x600): one short sentence, no picture, under 2 s; then "draw a dog on the
+               grass" in the same conversation is drawn right (nonworld.followup) [100%]
+
 Single edits and questions start from the correct previous picture (the setup turn is put in
 the session as if the model had drawn it), so they measure that turn alone; chains run on the
 model's own outputs throughout. `only` runs some sections (SECTIONS) for a quicker look.
@@ -21,6 +32,7 @@ model's own outputs throughout. `only` runs some sections (SECTIONS) for a quick
 
 from __future__ import annotations
 
+import random
 import statistics
 import string
 import time
@@ -123,6 +135,8 @@ def _edit(assistant, n, seed, params, tally) -> None:
             ok, why = _scene_check(reply, turn.reply_scene)
             tally.add(f"edit.{kind}", ok, turn.user, why)
             prev = d.turns[-2].reply_scene or d.turns[-2].upload
+            if reply.image is not None and prev is not None:
+                tally.add("collateral", *_collateral(prev, turn.reply_scene, world.detect(reply.image), turn.user))
             if reply.image is not None and prev is not None and kind != "background":
                 l1 = preserve_l1(prev, turn.reply_scene, reply.image)
                 if l1 is not None:
@@ -177,7 +191,88 @@ def _out_of_world(assistant, n, seed, params, tally) -> None:
         tally.add("out_of_world", reply.image is None and bool(reply.text.strip()), turn.user, f"got {reply.text!r} image={reply.image is not None}")
 
 
-_SECTION_RUNS = {"draw": _draw, "edit": _edit, "chain3": _chain3, "ask": _ask, "clarify": _clarify, "out_of_world": _out_of_world}
+def _collateral(prev: world.Scene, expected: world.Scene, got: world.Scene, user: str) -> tuple[bool, str, str]:
+    """(every slot the edit should not touch, and the background, are as expected; user; why)."""
+    kept = [(r, c) for r in range(world.GRID) for c in range(world.GRID) if prev.at(r, c) == expected.at(r, c)]
+    wrong = [world.slot_name(r, c) for r, c in kept if got.at(r, c) != expected.at(r, c)]
+    if got.background != expected.background:
+        wrong.append("the background")
+    return not wrong, user, f"also changed: {', '.join(wrong)}"
+
+
+def _honesty(assistant, n, seed, params, tally) -> None:
+    """Edits of absent things and edits the world cannot make (n/4 each), from the correct
+    picture, and small talk (n/4): a text reply and no picture."""
+    for k, (kind, name) in enumerate((("absent_edit", "honesty.absent"), ("impossible_edit", "honesty.impossible"), ("smalltalk", "smalltalk"))):
+        for i in range(max(1, n // 4)):
+            d = world.generate_turn_of_kind(seed + 6_000_000 + 100_000 * k + i, kind, scene=world.random_scene(random.Random(seed + 6_500_000 + 100_000 * k + i)))
+            turn = d.turns[-1]
+            reply = _send(assistant, _session_after(d.turns[:-1]), turn, params, tally)
+            tally.add(name, reply.image is None and bool(reply.text.strip()), turn.user, f"got {reply.text!r} image={reply.image is not None}")
+
+
+def _ask_after_edits(assistant, n, seed, params, tally) -> None:
+    """A question after 1-5 edits (n/2), the earlier turns as if the model had answered them right."""
+    for i in range(max(1, n // 2)):
+        d = world.generate_edits_then_questions(seed + 7_000_000 + i, n_edits=1 + i % 5, n_questions=1)
+        turn = d.turns[-1]
+        reply = _send(assistant, _session_after(d.turns[:-1]), turn, params, tally)
+        ok = reply.image is None and _plain_words(reply.text) == _plain_words(turn.reply_text)
+        tally.add("ask_after_edits", ok, turn.user, f"expected {turn.reply_text!r} got {reply.text!r}")
+
+
+def _chain10(assistant, n, seed, params, tally) -> None:
+    """Long chains: a drawing and 8-10 edits (n/8 of them), each on the model's own output."""
+    for i in range(max(1, n // 8)):
+        d = world.generate_edit_chain(seed + 8_000_000 + i, n_edits=8 + i % 3)
+        s = Session()
+        for turn in d.turns:
+            reply = _send(assistant, s, turn, params, tally)
+        ok, why = _scene_check(reply, d.turns[-1].reply_scene)
+        tally.add("chain10", ok, f"{len(d.turns) - 1} edits, last: {d.turns[-1].user}", why)
+
+
+def nonworld_image(seed: int) -> Image.Image:
+    """An 800x600 picture from outside the world: noise, a gradient, blurred blobs or a flat colour."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    kind = seed % 4
+    if kind == 0:
+        return Image.fromarray(rng.integers(0, 256, (600, 800, 3), dtype=np.uint8))
+    if kind == 3:
+        return Image.new("RGB", (800, 600), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    ramp = np.linspace(0, 1, 800)[None, :, None] * rng.random(3) + np.linspace(0, 1, 600)[:, None, None] * rng.random(3)  # (600, 800, 3)
+    image = Image.fromarray((np.clip(ramp, 0, 1) * 255).astype(np.uint8))
+    if kind == 2:
+        draw = ImageDraw.Draw(image)
+        for x, y, r in zip(rng.integers(0, 800, 30), rng.integers(0, 600, 30), rng.integers(10, 120, 30)):
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        image = image.filter(ImageFilter.GaussianBlur(3))
+    return image
+
+
+NONWORLD_ASKS = ("what is in this picture?", "make the dog a cat", "how many animals are there?", "can you edit my photo?", "add a balloon")
+
+
+def _nonworld(assistant, n, seed, params, tally) -> None:
+    """Uploads from outside the world (n/10): a short answer, no picture, no loop; then a drawing."""
+    for i in range(max(1, n // 10)):
+        s, text = Session(), NONWORLD_ASKS[i % len(NONWORLD_ASKS)]
+        t0 = time.perf_counter()
+        reply = assistant.respond(s, Message(text, image=nonworld_image(seed + i)), params)
+        seconds = time.perf_counter() - t0
+        ok = reply.image is None and 0 < len(reply.text) <= 300 and seconds < 2.0
+        tally.add("nonworld", ok, text, f"{seconds:.2f} s, image={reply.image is not None}, text {reply.text[:80]!r}")
+        follow = world.WorldTurn("draw a dog on the grass", None, "", world.Scene("grass", (world.Obj("dog", 1, 1),)), "draw")
+        ok, why = _scene_check(_send(assistant, s, follow, params, tally), follow.reply_scene)
+        tally.add("nonworld.followup", ok, follow.user, why)
+
+
+_SECTION_RUNS = {
+    "draw": _draw, "edit": _edit, "chain3": _chain3, "ask": _ask, "clarify": _clarify, "out_of_world": _out_of_world,
+    "honesty": _honesty, "ask_after_edits": _ask_after_edits, "chain10": _chain10, "nonworld": _nonworld,
+}
 SECTIONS: tuple[str, ...] = tuple(_SECTION_RUNS)
 
 
@@ -194,7 +289,7 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
             log(f"{name} done ({time.perf_counter() - t_start:.0f}s)")
     # 2. Summary.
     rates = {k: round(p / t, 4) for k, (p, t) in tally.ok.items()}
-    for group in ("edit", "ask"):  # the overall figure of a section scored per kind
+    for group in ("edit", "ask", "honesty"):  # the overall figure of a section scored per kind
         parts = [v for k, v in tally.ok.items() if k.startswith(group + ".")]
         if parts:
             rates[group] = round(sum(p for p, _ in parts) / sum(t for _, t in parts), 4)

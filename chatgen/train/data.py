@@ -7,7 +7,7 @@ builds prompts at chat time, with the loss on the assistant's tokens only.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sentencepiece as spm
 import torch
@@ -16,15 +16,16 @@ from torch.nn.utils.rnn import pad_sequence
 from .. import world
 from ..image_tokenizer import VQImageTokenizer
 from ..vocab import JointVocab
+from ..world.people_words import people_text
 from .vq import render_tiles
 
 
-def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: float = 0.5) -> "world.Dialogue":
+def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: float = 0.5, people: float = 0.0) -> "world.Dialogue":
     """The training mixture: mixed dialogues, single turns of every kind, and edit chains.
 
     `focus`: turn kinds (from `world.KINDS`) that get a `share` of the samples (half by default)
     as focused turns on top of that mixture (for a warm restart aimed at weak kinds); empty
-    keeps the mixture and its random stream exactly as they were.
+    keeps the mixture as it was.
 
     A "clarify" focus is balanced: half its samples are the clarifying question, half an edit
     (replace, remove or move) on the same kind of scene (one with a repeated class) that must
@@ -32,7 +33,19 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     model trained on clarifying questions alone learns to ask "Which X?" about everything.
 
     Focused question kinds come as a drawing and 1 to 4 questions about it (of the focused
-    question kinds): more readings per token trained, and the same picture read several ways."""
+    question kinds): more readings per token trained, and the same picture read several ways.
+
+    `people` (0..1): that share of the dialogues is rewritten as people type
+    (`world.people_words`: other words for things, typos in class names, chatty wrappers), and
+    a drawing, 1 to 5 edits and 1 to 3 questions about the edited picture join the mixture."""
+    dialogue = _sample_kind_mixture(rng, focus, share, people)
+    if people and rng.random() < people:
+        words = random.Random(rng.random())  # its own stream: the mixture's stays as it is
+        dialogue = world.Dialogue([replace(t, user=people_text(words, t.user)) for t in dialogue.turns])
+    return dialogue
+
+
+def _sample_kind_mixture(rng: random.Random, focus: tuple[str, ...], share: float, people: float) -> "world.Dialogue":
     if focus and rng.random() < share:
         kind = rng.choice(focus)
         if kind == "clarify" and rng.random() < 0.5:
@@ -41,6 +54,8 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
             asks = tuple(k for k in focus if k in world.ASK_KINDS)
             return world.generate_questions(rng, asks, n=rng.randint(1, 4))
         return world.generate_turn_of_kind(rng, kind)
+    if people and rng.random() < 0.15:
+        return world.generate_edits_then_questions(rng, n_edits=rng.randint(1, 5), n_questions=rng.randint(1, 3))
     r = rng.random()
     if r < 0.45:
         return world.generate_dialogue(rng, max_turns=6)

@@ -40,6 +40,7 @@ class LMTrainConfig:
     minutes: float = 0.0  # >0: also stop after this wall time; the cosine then ends at the budget or at `steps`, whichever comes first
     focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
     focus_share: float = 0.5  # the share of samples that are focused turns
+    people_share: float = 0.0  # the share of dialogues rewritten as people type (see data.sample_dialogue)
 
 
 def build_lm(cfg: LMTrainConfig, vocab):
@@ -151,7 +152,7 @@ def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainCo
     `batch_tokens` padded tokens; returned in random order."""
     examples = []
     while len(examples) < pool:
-        e = encoder.encode(sample_dialogue(rng, cfg.focus, cfg.focus_share))
+        e = encoder.encode(sample_dialogue(rng, cfg.focus, cfg.focus_share, cfg.people_share))
         if len(e.ids) <= cfg.max_len:
             examples.append(e)
     examples.sort(key=lambda e: len(e.ids))

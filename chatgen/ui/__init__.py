@@ -1,7 +1,8 @@
 """The Gradio chat UI: `build_demo(models) -> gr.Blocks` and `launch_options()`; nothing runs at import time.
 
 `layout` builds the Blocks, `handlers` holds the event handlers (`ChatUI`), `state` one tab's
-`UIState`, `inputs` turns Gradio payloads into chatgen values, `style` the CSS and theme.
+`UIState`, `inputs` turns Gradio payloads into chatgen values, `style` the CSS and theme, `world_card` the
+"What I can draw" card and example prompts (with `world_sprites`, its icons).
 """
 
 from .handlers import VIEW, ChatUI

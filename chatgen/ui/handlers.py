@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 # The components every handler updates, in the order handlers return them.
 VIEW = ("chat", "progress", "box", "image", "download", "editor", "versions", "branches", "status", "state")
+RETRY_TEMPERATURE = 0.7  # Retry samples at this temperature when the settings are greedy
 EDITOR_SIZE = 384  # pixels per side of the mask canvas (the current image is scaled up to it)
+UNDO_HINT = '<div class="cg-hint">Not right? <b>↶ Undo</b> it or <b>⟳ Retry</b> (new seed).</div>'
+_KEEP = object()  # `box` of a reply that leaves the message box's text alone (a clicked example)
 
 
 def _refuse_while_busy(state) -> bool:
@@ -128,7 +131,8 @@ class ChatUI:
 
     # ---- one reply, streamed -----------------------------------------------------------------
     def _reply(self, state: UIState, message: Message, settings: Settings, box, on_fail=None):
-        """Stream one turn into the view; on an error or Stop the session is put back as it was."""
+        """Stream one turn into the view; on an error or Stop the session is put back as it was
+        and `box` (the message typed, None, or _KEEP) goes back into the message box."""
         def fail(msg: str | None, info: str | None = None):
             if on_fail is not None:
                 on_fail()
@@ -136,7 +140,7 @@ class ChatUI:
                 gr.Warning(msg)
             if info:
                 gr.Info(info)
-            return self.view(state, box=gr.update(value=box, interactive=True))
+            return self.view(state, box=gr.update(interactive=True) if box is _KEEP else gr.update(value=box, interactive=True))
 
         if _refuse_while_busy(state):
             yield self.view(state)
@@ -159,6 +163,8 @@ class ChatUI:
         text, preview, rows, reply = "", None, 0, None
         progress = progress_html(0, 1, "Thinking…")
 
+        locked = gr.update(interactive=False) if box is _KEEP else gr.update(value=None, interactive=False)
+
         def frame(status: str):
             pending = [text] if text else []
             shown = state.png(preview, "preview.png") if preview is not None else None
@@ -166,7 +172,7 @@ class ChatUI:
                 pending.append({"path": shown, "mime_type": "image/png", "alt_text": "the image so far"})
             pending = pending or ["…"]
             chat = history + [{"role": "user", "content": message_content(user)}, {"role": "assistant", "content": message_content(pending)}]
-            return self.view(state, chat=chat, progress=progress, box=gr.update(value=None, interactive=False), image=shown if shown is not None else gr.skip(), download=gr.skip(), editor=gr.skip(), versions=gr.skip(), branches=gr.skip(), status=status)
+            return self.view(state, chat=chat, progress=progress, box=locked, image=shown if shown is not None else gr.skip(), download=gr.skip(), editor=gr.skip(), versions=gr.skip(), branches=gr.skip(), status=status)
 
         yield frame("generating…")
         # 3. Generate; every event updates the view.
@@ -202,9 +208,11 @@ class ChatUI:
         if reply is None or reply.turn_id is None:
             yield fail(None, "Stopped: nothing was saved, your message is back in the box")
             return
-        # 4. Store the turn; clear the box, reset the mask canvas to the new image.
+        # 4. Store the turn; clear the box, reset the mask canvas to the new image; after an edit, hint at Undo / Retry.
+        edited = reply.image is not None and state.session.last_image() is not None
         state.session.append(reply.turn)
-        yield self.view(state, box=gr.update(value=None, interactive=True), status=self.status(state, reply))
+        box_after = gr.update(interactive=True) if box is _KEEP else gr.update(value=None, interactive=True)
+        yield self.view(state, progress=UNDO_HINT if edited else "", box=box_after, status=self.status(state, reply))
 
     # ---- events ------------------------------------------------------------------------------
     def send(self, state, box, editor, *settings):
@@ -221,6 +229,10 @@ class ChatUI:
             yield self.view(state, editor=gr.skip())
             return
         yield from self._reply(state, message, Settings(*settings), box)
+
+    def example(self, text: str, state, *settings):
+        """A clicked example prompt: sent as the next message (the box keeps what was typed)."""
+        yield from self._reply(self.state(state), Message(text=text), Settings(*settings), _KEEP)
 
     def stop(self, state) -> None:
         """Stop the reply being generated (nothing is stored)."""
@@ -241,6 +253,8 @@ class ChatUI:
         last = s.undo()
         settings = Settings(*settings)
         settings.seed = -1  # a new seed
+        if not settings.temperature:
+            settings.temperature = RETRY_TEMPERATURE  # greedy would give the same answer again
         yield from self._reply(state, Message(last.user_text, last.user_image, last.user_mask), settings, None, on_fail=s.redo)
 
     def edit(self, state, index, text, *settings):

@@ -1,13 +1,18 @@
 """The chat UI's layout: `build_demo(models) -> gr.Blocks`, with the API endpoints on the same server.
 
-Layout: the conversation on the left (about two thirds); on the right the current image (it grows
-row by row while it is drawn), a mask brush over it, the version strip of the current branch, the
-sampling settings and session export / import. Each browser tab holds its own `UIState` in a
+Layout: the conversation on the left (three fifths), with one fixed-height slot above the message
+box for the progress bar or the Undo / Retry hint (so the box never moves while a reply streams);
+on the right, for models of chatgen's world, the "What I can draw" card with example prompts
+(`world_card`), then the current image (it grows row by row while it is drawn), the version strip
+of the current branch, a mask brush (closed at first), the sampling settings and session export /
+import. On a phone the columns stack in that order. Nothing takes focus on load: an autofocused
+box scrolled the page down. Each browser tab holds its own `UIState` in a
 `gr.State`; nothing is shared between visitors.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import gradio as gr
@@ -15,14 +20,21 @@ import gradio as gr
 from ..api import ChatAPI, add_api
 from ..models import ModelSet
 from ..params import GenerationParams
+from . import world_card
 from .handlers import EDITOR_SIZE, ChatUI
 from .state import FILES_ROOT, UIState, delete_state_files
 
 
-def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen") -> gr.Blocks:
+CHAT_PLACEHOLDER = "**Start by asking for a drawing**, or click an example. You can also attach a picture to edit or ask about; edit an earlier message (pencil) to start a new branch."
+
+
+def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen", card: bool | None = None) -> gr.Blocks:
     """The chat UI (and the API endpoints) over `models`: an Assistant, a dict name -> Assistant
-    (or -> a loader returning one), or a ModelSet."""
+    (or -> a loader returning one), or a ModelSet. `card`: show the "what I can draw" card and
+    its examples (default: when the default model is one of chatgen's world)."""
     models = ModelSet.of(models)
+    if card is None:
+        card = models.loaded() and world_card.is_world_model(models.get().backend.name)
     ui = ChatUI(models)
     default = models.get(models.default).params if models.loaded() else GenerationParams()
     has_refiner = models.loaded() and models.get().refiner is not None
@@ -30,33 +42,44 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as demo:
         state = gr.State(UIState(), delete_callback=delete_state_files)
         with gr.Row(elem_id="cg-header"):
-            gr.Markdown("# chatgen\nDraw, edit and ask about images in one conversation. Try *draw a dog on the grass*, then *make the dog a cat*, then *how many animals are there?*")
-        with gr.Row(equal_height=False):
+            gr.Markdown("# chatgen\nDraw, edit and ask about pictures in one conversation with one small model.")
+        with gr.Row(equal_height=False, elem_id="cg-main"):
             # ---- left: the conversation ----
-            with gr.Column(scale=2, min_width=420):
-                chat = gr.Chatbot(label="Conversation", height=640, editable="user", placeholder="**Start by asking for a drawing.** You can also attach an image to edit or ask about. Edit an earlier message (pencil) to start a new branch.", allow_file_downloads=True, buttons=["copy_all"], layout="bubble", elem_id="cg-chat")
+            with gr.Column(scale=3, min_width=320, elem_id="cg-left"):
+                chat = gr.Chatbot(label="Conversation", show_label=False, height=None, editable="user", placeholder=CHAT_PLACEHOLDER, allow_file_downloads=True, buttons=[], layout="bubble", elem_id="cg-chat")
+                # one slot, its height reserved: the progress bar while a reply streams, the Undo / Retry hint after an edit
                 progress = gr.HTML("", elem_id="cg-progress")
-                box = gr.MultimodalTextbox(placeholder="Describe a picture, an edit, or ask a question… (attach an image with the clip)", file_types=["image"], file_count="single", sources=["upload"], show_label=False, autofocus=True, elem_id="cg-box")
-                with gr.Row():
-                    stop_btn = gr.Button("■ Stop", variant="stop", size="sm", elem_id="cg-stop")
-                    undo_btn = gr.Button("↶ Undo", size="sm", elem_id="cg-undo")
-                    redo_btn = gr.Button("↷ Redo", size="sm", elem_id="cg-redo")
-                    retry_btn = gr.Button("⟳ Retry (new seed)", size="sm", elem_id="cg-retry")
-                    new_btn = gr.Button("+ New conversation", size="sm", elem_id="cg-new")
-            # ---- right: the picture, the mask, the versions, the settings ----
-            with gr.Column(scale=1, min_width=320):
-                image = gr.Image(label="Current image", type="filepath", format="png", interactive=False, height=320, buttons=["download", "fullscreen"], elem_id="cg-image")
+                box = gr.MultimodalTextbox(placeholder="Draw, edit, or ask…", file_types=["image"], file_count="single", sources=["upload"], show_label=False, elem_id="cg-box")
+                with gr.Row(elem_id="cg-buttons"):
+                    stop_btn = gr.Button("■ Stop", variant="stop", size="sm", min_width=60, elem_id="cg-stop")
+                    undo_btn = gr.Button("↶ Undo", size="sm", min_width=60, elem_id="cg-undo")
+                    redo_btn = gr.Button("↷ Redo", size="sm", min_width=60, elem_id="cg-redo")
+                    retry_btn = gr.Button("⟳ Retry", size="sm", min_width=60, elem_id="cg-retry")
+                    new_btn = gr.Button("+ New", size="sm", min_width=60, elem_id="cg-new")
+            # ---- right: what it can draw, the picture, the versions, the settings ----
+            with gr.Column(scale=2, min_width=320, elem_id="cg-right"):
+                example_btns: list[tuple[gr.Button, str]] = []
+                if card:
+                    with gr.Group(elem_id="cg-card"):
+                        gr.HTML(world_card.card_html(), elem_id="cg-card-body")
+                        with gr.Row(elem_id="cg-examples"):
+                            for ex in world_card.EXAMPLES:
+                                btn = gr.Button(ex.text, size="sm", variant="secondary", min_width=0, scale=0, elem_classes=["cg-example", "cg-follow-up" if ex.follow_up else "cg-draw"])
+                                example_btns.append((btn, ex.text))
+                image = gr.Image(label="Current picture", show_label=False, type="filepath", format="png", interactive=False, height=288, buttons=["download", "fullscreen"], elem_id="cg-image")
                 with gr.Row():
                     download = gr.DownloadButton("Download PNG (with its parameters)", value=None, interactive=False, size="sm", elem_id="cg-download")
                 status = gr.Markdown("", elem_id="cg-status")
-                versions = gr.Gallery(label="Versions (click one to continue from it)", columns=4, height=124, allow_preview=False, fit_columns=False, object_fit="contain", buttons=["download"], elem_id="cg-versions")
-                with gr.Accordion("Mask: edit only a region", open=True, elem_id="cg-mask") as mask_panel:
-                    editor = gr.ImageEditor(label="Paint the area to change", type="pil", image_mode="RGBA", sources=[], transforms=[], layers=False, brush=gr.Brush(colors=[("#ff2d55", 0.6)], default_color=("#ff2d55", 0.6), color_mode="fixed", default_size=24), eraser=gr.Eraser(default_size=24), height=360, canvas_size=(EDITOR_SIZE, EDITOR_SIZE), fixed_canvas=True, elem_id="cg-editor")
-                    gr.Markdown("Leave it unpainted to let the edit change the whole image. The paint is cleared after each reply.")
+                gr.Markdown("**Versions** · click one to continue from it", elem_id="cg-versions-title")
+                versions = gr.Gallery(show_label=False, columns=None, height="auto", allow_preview=False, fit_columns=False, object_fit="contain", buttons=[], elem_id="cg-versions")
+                with gr.Accordion("Mask: edit only a region", open=False, elem_id="cg-mask") as mask_panel:
+                    editor = gr.ImageEditor(show_label=False, type="pil", image_mode="RGBA", sources=[], transforms=[], layers=False, brush=gr.Brush(colors=[("#ff2d55", 0.6)], default_color=("#ff2d55", 0.6), color_mode="fixed", default_size=24), eraser=gr.Eraser(default_size=24), height=360, canvas_size=(EDITOR_SIZE, EDITOR_SIZE), fixed_canvas=True, elem_id="cg-editor")
+                    gr.Markdown("Paint the area the next edit may change; leave it unpainted to let the edit change the whole picture. The paint is cleared after each reply.")
                 with gr.Accordion("Settings", open=False, elem_id="cg-settings"):
                     model = gr.Dropdown(models.names, value=models.default, label="Model", interactive=len(models.names) > 1)
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random each turn)", minimum=-1, elem_id="cg-seed")
-                    temperature = gr.Slider(0.0, 2.0, value=default.temperature, step=0.05, label="Temperature (0 = greedy)")
+                    # The embedded world model's figures are measured greedy: its UI starts there (Retry samples).
+                    temperature = gr.Slider(0.0, 2.0, value=0.0 if card else default.temperature, step=0.05, label="Temperature (0 = greedy; Retry samples at 0.7 then)", elem_id="cg-temperature")
                     top_k = gr.Slider(0, 512, value=default.top_k, step=1, label="Top-k (0 = off)")
                     cfg = gr.Slider(0.0, 10.0, value=default.cfg_scale, step=0.25, label="CFG scale for images (1 = off)")
                     refine = gr.Checkbox(value=has_refiner, label="Refine images with the diffusion refiner", visible=has_refiner)
@@ -91,7 +114,8 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
         chat.undo(ui.undo, [state], view, api_name="ui_undo_chat", **quick)
         redo_btn.click(ui.redo, [state], view, api_name="ui_redo", **quick)
         new_btn.click(ui.new_chat, [state], view, api_name="ui_new", **quick)
-        chat.clear(ui.new_chat, [state], view, api_name="ui_clear", **quick)
+        for i, (btn, text) in enumerate(example_btns):
+            btn.click(functools.partial(ui.example, text), [state, *settings], view, api_name=f"ui_example_{i}", **gen)
         versions.select(on_version, [state], view, api_name="ui_version", **quick)
         branches.input(ui.checkout, [state, branches], view, api_name="ui_branch_pick", **quick)
         branch_btn.click(ui.branch_at, [state, branch_n], view, api_name="ui_branch_at", **quick)

@@ -9,10 +9,10 @@ word and type their messages).
 """
 
 from chatgen.world.detect import Detection, detect, detect_slots, slot_accuracy
-from chatgen.world.dialogue import ASK_KINDS, EDIT_KINDS, KINDS, Dialogue, WorldTurn
+from chatgen.world.dialogue import ASK_KINDS, EDIT_KINDS, HONEST_KINDS, KINDS, Dialogue, WorldTurn
 from chatgen.world.edits import Edit
 from chatgen.world.generators import (
-    generate_dialogue, generate_edit_chain, generate_questions, generate_turn_of_kind, generate_unambiguous_edit,
+    generate_dialogue, generate_edit_chain, generate_edits_then_questions, generate_questions, generate_turn_of_kind, generate_unambiguous_edit,
     scene_for_kind,
 )
 from chatgen.world.message_style import style
@@ -27,10 +27,10 @@ from chatgen.world.user_phrasing import OUT_OF_WORLD, say_question
 
 __all__ = [
     "ASK_KINDS", "BACKGROUNDS", "CANVAS_PX", "CATEGORIES", "CLASSES", "COLS", "DEFAULT_BACKGROUND",
-    "DEFAULT_SLOTS", "Detection", "Dialogue", "EDIT_KINDS", "Edit", "GRID", "HELDOUT_SEED", "KINDS",
+    "DEFAULT_SLOTS", "Detection", "Dialogue", "EDIT_KINDS", "Edit", "GRID", "HELDOUT_SEED", "HONEST_KINDS", "KINDS",
     "MAX_OBJECTS", "MAX_PER_CLASS", "NUMBERS", "OUT_OF_WORLD", "Obj", "ROWS", "SLOT_PX", "Scene", "State",
     "WorldTurn", "answer_question", "background_tile", "describe", "detect", "detect_slots",
-    "draw_reply", "generate_dialogue", "generate_edit_chain", "generate_questions", "generate_turn_of_kind",
+    "draw_reply", "generate_dialogue", "generate_edit_chain", "generate_edits_then_questions", "generate_questions", "generate_turn_of_kind",
     "generate_unambiguous_edit", "next_turn",
     "out_of_world_reply", "possible_kinds", "random_scene", "render", "render_array", "say_question",
     "scene_for_kind", "slot_accuracy", "slot_name", "slot_phrase", "slots_of", "style",

@@ -13,7 +13,10 @@ Kinds of turn (`KINDS`):
 * clarify: an edit that names a repeated class without saying which one, answered with a
   clarifying question; resolve: the user's answer to it, answered with the edited image;
 * out_of_world: a request the world cannot fulfil, answered in words;
-* upload_describe, upload_edit: a question about, or an edit of, an image the user uploads.
+* upload_describe, upload_edit: a question about, or an edit of, an image the user uploads;
+* honest turns (`HONEST_KINDS`, `honest_turns.py`), answered in words and never with a picture:
+  absent_edit (an edit of something not there), impossible_edit (size, colour, clothes,
+  style, ...), smalltalk (greetings, thanks, "what can you draw?").
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ from chatgen.world.scene import Scene
 # Edits of the latest image, questions about it, and every kind of turn.
 EDIT_KINDS: tuple[str, ...] = ("replace", "add", "remove", "move", "background")
 ASK_KINDS: tuple[str, ...] = ("ask_what", "ask_count", "ask_where", "ask_is_there", "ask_background")
+HONEST_KINDS: tuple[str, ...] = ("absent_edit", "impossible_edit", "smalltalk")
 KINDS: tuple[str, ...] = (
     ("draw",) + EDIT_KINDS + ASK_KINDS
-    + ("clarify", "resolve", "out_of_world", "upload_describe", "upload_edit")
+    + ("clarify", "resolve", "out_of_world", "upload_describe", "upload_edit") + HONEST_KINDS
 )
 
 

@@ -81,7 +81,7 @@ def generate_turn_of_kind(rng: random.Random | int, kind: str, scene: Scene | No
     state = State()
     if kind == "draw":
         return Dialogue([draw_turn(rng, state, scene)[0]])
-    if kind in ("upload_describe", "upload_edit") or (kind == "out_of_world" and scene is None):
+    if kind in ("upload_describe", "upload_edit") or (kind in ("out_of_world", "smalltalk") and scene is None):
         return Dialogue([next_turn(rng, state, kind)[0]])
     # 1. Set up the image the turn works on.
     scene = scene if scene is not None else scene_for_kind(rng, kind)
@@ -142,4 +142,17 @@ def generate_edit_chain(rng: random.Random | int, n_edits: int = 3, allow_clarif
         if state.pending is not None:
             turn, state = next_turn(rng, state, "resolve")
             turns.append(turn)
+    return Dialogue(turns)
+
+
+def generate_edits_then_questions(rng: random.Random | int, n_edits: int = 3, n_questions: int = 2) -> Dialogue:
+    """A drawing, `n_edits` edits, then `n_questions` questions about the edited picture: the
+    model must read the latest picture after a chain of edits, not remember the drawing."""
+    rng = as_rng(rng)
+    chain = generate_edit_chain(rng, n_edits=n_edits)
+    state = State(chain.turns[-1].reply_scene)
+    turns = list(chain.turns)
+    for _ in range(n_questions):
+        turn, state = question_turn(rng, state, rng.choice(ASK_KINDS))
+        turns.append(turn)
     return Dialogue(turns)

@@ -144,3 +144,26 @@ def limit_reply(cls: str, reason: str) -> str:
         return f"I can't add {article(cls)} {cls}: a picture holds at most 4 objects."
     return f"I can't add another {cls}: a picture holds at most 3 of one kind."
 
+
+
+# ---- honest replies: what the assistant says instead of a picture it cannot make -----------------
+CAN_DO = "I can add, remove, replace or move things and change the background."  # every edit the world has
+
+
+def absent_reply(cls: str) -> str:
+    """An edit of something that is not there: "There is no tree in the picture, so I changed nothing."."""
+    return f"There is no {cls} in the picture, so I changed nothing."
+
+
+def impossible_reply(change: str) -> str:
+    """An edit the world cannot make: "I can't make things bigger. I can add, remove, ..."."""
+    return f"I can't {change}. {CAN_DO}"
+
+
+# Short replies to messages that ask for nothing to be drawn.
+SMALLTALK_REPLIES: dict[str, str] = {
+    "greeting": "Hello! Ask me to draw a picture, for example a dog on the grass.",
+    "thanks": "You're welcome!",
+    "capabilities": f"I draw small pictures of up to 4 things: {', '.join(CLASSES)}; on grass, sky, beach, snow, night or sea. {CAN_DO}",
+    "bye": "Goodbye!",
+}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from chatgen.world.dialogue import ASK_KINDS, EDIT_KINDS, KINDS, WorldTurn
 from chatgen.world.edits import Edit, random_edit
+from chatgen.world.honest_turns import absent_edit_turn, impossible_edit_turn, smalltalk_turn
 from chatgen.world.message_style import style
 from chatgen.world.replies import (
     answer_question, clarify_question, distinguishing_labels, draw_reply, limit_reply, out_of_world_reply,
@@ -73,11 +74,11 @@ def possible_kinds(state: State) -> list[str]:
     """Kinds that can come next in this state."""
     if state.pending is not None:
         return ["resolve"]
-    kinds = ["draw", "out_of_world", "upload_describe", "upload_edit"]
+    kinds = ["draw", "out_of_world", "upload_describe", "upload_edit", "smalltalk"]
     s = state.scene
     if s is None:
         return kinds
-    kinds += ["background", *ASK_KINDS]
+    kinds += ["background", *ASK_KINDS, "absent_edit", "impossible_edit"]
     if len(s.objects) < MAX_OBJECTS:
         kinds.append("add")
     if s.objects:
@@ -266,5 +267,11 @@ def next_turn(rng: random.Random | int, state: State, kind: str, allow_clarify: 
         return question_turn(rng, state, rng.choice(ASK_KINDS), upload=random_scene(rng))
     if kind == "upload_edit":
         return upload_edit_turn(rng, state)
+    if kind == "absent_edit":
+        return absent_edit_turn(rng, state)
+    if kind == "impossible_edit":
+        return impossible_edit_turn(rng, state)
+    if kind == "smalltalk":
+        return smalltalk_turn(rng, state)
     return out_of_world_turn(rng, state)
 

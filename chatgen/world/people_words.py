@@ -1,0 +1,92 @@
+"""How people write the same requests: other words for things, typos in any word, chatty wrappers.
+
+`people_text` rewrites one user message of a generated dialogue after the fact, so the
+generators' random streams (and every figure measured on them) stay as they are; training
+applies it to a share of its dialogues (`--people-share`). The assistant's replies keep the
+canonical words ("Done: the dog is now a cat."), so the model learns to map "doggo",
+"kitty" or "catt" onto the class it draws.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from chatgen.world.scene import BACKGROUNDS, CLASSES, plural
+
+# Other words people use for each class (nicknames, diminutives, near synonyms the world draws the same).
+CLASS_WORDS: dict[str, tuple[str, ...]] = {
+    "dog": ("doggo", "puppy", "pup", "doggy", "doggie", "pooch"), "cat": ("kitty", "kitten", "kitty cat", "moggy"),
+    "rabbit": ("bunny", "bunny rabbit", "hare"), "fox": ("little fox", "foxy"), "bear": ("grizzly", "brown bear"),
+    "panda": ("panda bear", "giant panda"), "frog": ("froggy", "toad"), "chicken": ("hen", "chick", "rooster"),
+    "bird": ("birdie", "little bird", "songbird"), "fish": ("fishy", "goldfish"), "tree": ("oak tree", "big tree"),
+    "cactus": ("cactus plant", "succulent"), "flower": ("blossom", "daisy", "little flower"), "house": ("home", "cottage", "hut"),
+    "car": ("auto", "automobile", "motor car"), "bicycle": ("bike", "cycle", "push bike"), "boat": ("ship", "sailboat", "dinghy"),
+    "sun": ("sunshine", "bright sun"), "moon": ("crescent moon", "full moon"), "star": ("little star", "shining star"),
+    "cloud": ("fluffy cloud", "raincloud"), "apple": ("red apple", "green apple"), "balloon": ("party balloon", "air balloon"),
+    "ball": ("football", "soccer ball", "beach ball"),
+}
+# Other words for the backgrounds, as they appear inside the user's phrases.
+BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
+    "grass": ("meadow", "lawn", "field"), "sky": ("blue sky", "open sky"), "beach": ("seaside", "shore", "sandy beach"),
+    "snow": ("winter snow", "snowfield"), "night": ("nighttime", "dark night"), "sea": ("ocean", "open sea", "waves"),
+}
+SPELLINGS: dict[str, str] = {"center": "centre", "color": "colour", "gray": "grey"}
+WRAPPERS: tuple[str, ...] = (
+    "hey! so i was wondering if you could {x}? thanks a lot", "ok next: {x}", "{x} pls", "could u {x}",
+    "hmm, {x} maybe?", "so, um, {x}", "alright, now {x}. that would be great", "{x} lol", "please please {x}",
+    "my kid asked me for this: {x}", "i'd love it if you could {x}", "{x}, thank you so much!",
+)
+
+
+def _plural_of(word: str) -> str:
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    return plural(word) if word in CLASSES else word + ("es" if word.endswith(("s", "x", "sh", "ch")) else "s")
+
+
+def class_typo(rng: random.Random, word: str) -> str:
+    """A typo inside a class name that keeps its first letter: "catt", "dgo", "balon"."""
+    if len(word) < 4:
+        k = rng.randrange(1, len(word))
+        return word[:k] + word[k] + word[k:]
+    k = rng.randrange(1, len(word) - 1)
+    op = rng.choice(["swap", "drop", "double"])
+    if op == "swap":
+        return word[:k] + word[k + 1] + word[k] + word[k + 2 :]
+    if op == "drop":
+        return word[:k] + word[k + 1 :]
+    return word[:k] + word[k] + word[k:]
+
+
+def people_text(rng: random.Random, text: str, synonym_rate: float = 0.4, typo_rate: float = 0.2, wrapper_rate: float = 0.12) -> str:
+    """The same request as a person might type it."""
+    words = {**{c: CLASS_WORDS[c] for c in CLASSES}, **BACKGROUND_WORDS}
+    pattern = re.compile(r"\b(" + "|".join(sorted([*words, *[plural(c) for c in CLASSES]], key=len, reverse=True)) + r")\b", re.IGNORECASE)
+    singular = {plural(c): c for c in CLASSES}
+    typo_done = [False]
+
+    def swap(m: re.Match) -> str:
+        found = m.group(0)
+        base = singular.get(found.lower(), found.lower())
+        out = found
+        if base in words and rng.random() < synonym_rate:
+            out = rng.choice(words[base])
+            if found.lower() in singular and found.lower() != base:  # "dogs" -> "doggos" ("fish" stays one)
+                out = _plural_of(out)
+        elif base in CLASSES and not typo_done[0] and rng.random() < typo_rate:
+            typo_done[0] = True
+            out = class_typo(rng, found)
+        return out
+
+    # 1. Other words and typos in class and background names.
+    text = pattern.sub(swap, text)
+    # 2. British spellings.
+    for us, uk in SPELLINGS.items():
+        if rng.random() < 0.5:
+            text = re.sub(rf"\b{us}\b", uk, text)
+    # 3. A chatty wrapper around the request.
+    if rng.random() < wrapper_rate:
+        core = re.sub(r"^(ok,? |now,? |please,? |can you |could you |would you )+", "", text.rstrip(".!?").lower())
+        text = rng.choice(WRAPPERS).format(x=core)
+    return text
