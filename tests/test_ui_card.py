@@ -13,6 +13,7 @@ from PIL import Image, ImageChops
 from chatgen.conversation import Message, Session
 from chatgen.defaults import SHIPPED
 from chatgen.ui import world_card
+from chatgen.ui.handlers import RETRY_TEMPERATURE
 from chatgen.world import detect, scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +63,8 @@ def test_only_world_models_get_the_card():
 
 @pytest.mark.skipif(not (SHIPPED / "config.json").is_file(), reason="no shipped model in this checkout")
 def test_examples_are_right_on_the_shipped_model():
-    """Every drawing example with two seeds, every follow-up after every drawing, at the UI's
-    default sampling settings (the model's defaults; a seed per turn as the UI picks one)."""
+    """Every drawing example greedy (the UI's default for the world model) and sampled as Retry
+    samples (temperature 0.7, a new seed); every follow-up after every greedy drawing, greedy."""
     from chatgen.assistant import Assistant
     from chatgen.backends import load_backend
 
@@ -74,9 +75,9 @@ def test_examples_are_right_on_the_shipped_model():
     assert draws and follow_ups
     wrong = []
     for i, text in enumerate(draws):
-        for seed in (100 + i, 200 + i):
+        for seed, temperature in ((100 + i, 0.0), (200 + i, RETRY_TEMPERATURE)):
             session = Session()
-            reply = assistant.respond(session, Message(text), {"seed": seed})
+            reply = assistant.respond(session, Message(text), {"seed": seed, "temperature": temperature})
             got = detect(reply.image) if reply.image is not None else None
             if got != expected_drawing(text):
                 wrong.append(f"{text!r} seed {seed}: {reply.text!r}, detected {got}, expected {expected_drawing(text)}")
@@ -84,7 +85,7 @@ def test_examples_are_right_on_the_shipped_model():
                 continue
             for j, follow in enumerate(follow_ups):
                 s = copy.deepcopy(session)
-                reply = assistant.respond(s, Message(follow), {"seed": 300 + 10 * i + j})
+                reply = assistant.respond(s, Message(follow), {"seed": 300 + 10 * i + j, "temperature": 0.0})
                 problem = check_follow_up(follow, got, reply)
                 if problem:
                     wrong.append(f"{text!r} then {follow!r}: {problem}")
