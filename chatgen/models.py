@@ -34,7 +34,9 @@ class ModelSet:
             raise ChatgenError(f"default model {self.default!r} is not one of {self.names}")
         self._lock = threading.Lock()  # one load at a time
         self._plain: dict[str, Assistant] = {}  # name -> the same model without its refiner
-        self._run_on_gpu = gpu(self._run)  # on ZeroGPU: decorated once, at start-up
+        run = self._run
+        self._run_on_gpu = gpu(run)  # on ZeroGPU: decorated once, at start-up
+        self._in_worker = self._run_on_gpu is not run  # the turn runs in another process
 
     @classmethod
     def of(cls, models) -> "ModelSet":
@@ -73,7 +75,7 @@ class ModelSet:
         """One turn of `session` on `model`: checked now (a bad input raises here), then its events
         and the final `Reply`, whose turn the caller appends."""
         request = self.get(model, refine).prepare(session, message, params)
-        if self._run_on_gpu != self._run:  # decorated: the turn runs in the ZeroGPU worker process
+        if self._in_worker:
             cancel = None  # a threading.Event cannot cross the process boundary; closing the stream cancels
         return self._run_on_gpu(model, refine, session, request, cancel)
 

@@ -265,13 +265,12 @@ def next_turn(rng: random.Random | int, state: State, kind: str, allow_clarify: 
         return question_turn(rng, state, kind)
     if kind == "upload_describe":
         return question_turn(rng, state, rng.choice(ASK_KINDS), upload=random_scene(rng))
-    if kind == "upload_edit":
-        return upload_edit_turn(rng, state)
-    if kind == "absent_edit":
-        return absent_edit_turn(rng, state)
-    if kind == "impossible_edit":
-        return impossible_edit_turn(rng, state)
-    if kind == "smalltalk":
-        return smalltalk_turn(rng, state)
-    return out_of_world_turn(rng, state)
+    return _MAKERS[kind](rng, state)
+
+
+# Kinds whose turn maker needs nothing but the state.
+_MAKERS = {
+    "upload_edit": upload_edit_turn, "out_of_world": out_of_world_turn,
+    "absent_edit": absent_edit_turn, "impossible_edit": impossible_edit_turn, "smalltalk": smalltalk_turn,
+}
 
