@@ -6,6 +6,7 @@
     DIR/README.md         the Space card (front matter: sdk gradio, sdk_version, app_file, ...)
     DIR/requirements.txt  chatgen's dependencies (the Space installs gradio itself)
     DIR/chatgen/          the chatgen package source, so `import chatgen` works on the Space
+    DIR/prompts/          the prompt templates chatgen reads (next to the package, as in the repository)
     DIR/model/            the model weights, when --model is given (else the embedded model in chatgen/weights)
 
 The same three files live in the repository's `spaces/` folder (`write_space_files` writes both).
@@ -148,12 +149,15 @@ def export_space(folder: str | Path, model: str | Path | None = None, force: boo
             raise ChatgenError(f"no chatgen model at {model}: config.json is missing")
     # 2. The Space files.
     write_space_files(folder)
-    # 3. The package source (with the embedded weights when they are shipped), no caches.
+    # 3. The package source (with the embedded weights when they are shipped), no caches, and its prompts.
     package = Path(__file__).parent
     target = folder / "chatgen"
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+    prompts = package.parent / "prompts"
+    if prompts.is_dir():
+        shutil.copytree(prompts, folder / "prompts", dirs_exist_ok=True)
     # 4. The model weights next to app.py.
     if model is not None:
         if (folder / "model").exists():

@@ -1,20 +1,16 @@
 """The hand-written held-out suite `evals/people/` (issue 15): it loads, it is big enough and
 tagged, no message in it is one the training generators write, and a perfect model passes it."""
 
-import random
-import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from held_out import assert_a_perfect_model_passes, generated_messages, normal
 
-from chatgen.evals import RunConfig, load_suite, run_suite, summarize
-from chatgen.evals.oracle import OracleAssistant
-from chatgen.train.data import sample_dialogue
+from chatgen.evals import load_suite
 
 EVALS = Path(__file__).parent.parent / "evals"
 PEOPLE = EVALS / "people"
-GENERATOR_SEEDS = 20_000  # training dialogues sampled for the disjointness check (about 10 s on 2 cores)
 
 # The kinds of issue 15's list: each is a dialogue tag and the kind of the turns that show it.
 KINDS = (
@@ -25,10 +21,6 @@ KINDS = (
 # Turn kinds of the plain turns around them (setting up a picture, an ordinary edit or question).
 PLAIN = ("people-draw", "people-edit", "people-ask", "people-clarify")
 
-
-def normal(text: str) -> str:
-    """Lowercase, punctuation and runs of spaces collapsed to one space."""
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", text.lower()).split())
 
 
 @pytest.fixture(scope="module")
@@ -70,17 +62,11 @@ def test_no_message_is_one_the_generators_write(people):
     ours = {normal(t.user): (d.id, t.user) for d in people for t in d.turns if not t.undo}
     assert len(ours) >= 300
     generated = {normal(t.user) for d in load_suite([str(EVALS / "suite")]) for t in d.turns if not t.undo}
-    for s in range(GENERATOR_SEEDS):  # the mixture as trained: half the seeds with people's wording (--people-share)
-        generated.update(normal(t.user) for t in sample_dialogue(random.Random(s), people=0.5 * (s % 2)).turns)
+    generated |= generated_messages()
     same = sorted(v for k, v in ours.items() if k in generated)
     assert not same, same
 
 
 @pytest.mark.parametrize("mode", ["iterative", "independent"])
 def test_a_perfect_model_passes_every_turn(people, mode):
-    results = run_suite(OracleAssistant(people), people, RunConfig(mode=mode))
-    failed = [f"{r.dialogue} turn {r.turn}: {r.reason}" for r in results if r.correct is not True]
-    assert not failed, failed[:5]
-    s = summarize(results)
-    assert s["overall"] == s["turn_pass_rate"] == s["all_turn"] == 1.0
-    assert s["metrics"]["slot_accuracy"] == 1.0
+    assert_a_perfect_model_passes(people, mode)

@@ -29,16 +29,15 @@ from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..image_tokenizer import VQImageTokenizer
 from ..params import GenerationParams
+from ..prompts import render_prompt
 from ..vocab import JointVocab
 from .base import Backend
 
 FORMAT = "chatgen-native"
 # The embedded model reads only pictures like its own (world renders: a VQ round trip changes
 # them by about 0.015-0.022 mean L1; photos, noise, gradients and flat colours by 0.07-0.29).
-UNREADABLE_REPLY = (
-    "I can't read this picture: I only understand pictures like the ones I draw (up to 4 emoji things "
-    "on grass, sky, beach, snow, night or sea). Ask me to draw one, or upload one of those."
-)
+# What it says about any other upload is prompts/native_unreadable_upload.txt.
+UNREADABLE_PROMPT = "native_unreadable_upload"
 
 
 @dataclass
@@ -51,7 +50,7 @@ class NativeConfig:
     unshuffle: int = 1  # space-to-depth factor applied before the VQ encoder (and undone after the decoder)
     model_name: str = "chatgen"  # shown in the UI and in PNG metadata
     max_upload_error: float = 0.05  # an upload whose VQ round trip differs more (mean L1, 0..1) is not read (0 = read everything)
-    unreadable_reply: str = UNREADABLE_REPLY  # what the assistant says about such an upload
+    unreadable_reply: str = field(default_factory=lambda: render_prompt(UNREADABLE_PROMPT))  # what the assistant says about such an upload
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
@@ -59,7 +58,7 @@ class NativeConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d.get("unreadable_reply", UNREADABLE_REPLY), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d["unreadable_reply"] if "unreadable_reply" in d else render_prompt(UNREADABLE_PROMPT), extra=d.get("extra", {}))
 
     def image_tokenizer(self, vq) -> VQImageTokenizer:
         """The image tokenizer these settings describe, over the VQ model `vq`."""

@@ -10,12 +10,13 @@ from .common import comma_list
 
 def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> tuple[str, ...]:
     """Turn kinds from `KIND,...` text, checked, and a checked share of the data for them."""
-    from ..world import KINDS
+    from ..world import KINDS, PEOPLE_KINDS
 
+    kinds = KINDS + PEOPLE_KINDS
     focus = comma_list(kinds_text)
-    bad = [k for k in focus if k not in KINDS]
+    bad = [k for k in focus if k not in kinds]
     if bad:
-        raise ChatgenError(f"{kinds_flag}: unknown turn kind {bad[0]!r}; the kinds are {', '.join(KINDS)}.")
+        raise ChatgenError(f"{kinds_flag}: unknown turn kind {bad[0]!r}; the kinds are {', '.join(kinds)}.")
     if not 0.0 < share <= 1.0:
         raise ChatgenError(f"{share_flag} must be above 0 and at most 1 (got {share}).")
     return focus
@@ -54,6 +55,10 @@ def _lm_size(lm, args) -> None:
         if args.hidden < 64 or args.hidden % 64:
             raise ChatgenError(f"--hidden must be a multiple of 64 (attention heads are 32 wide); got {args.hidden}.")
         lm.hidden, lm.heads, lm.kv_heads, lm.intermediate = args.hidden, args.hidden // 32, args.hidden // 64, 3 * args.hidden
+    if args.max_len is not None:
+        if not 64 <= args.max_len <= lm.max_context:
+            raise ChatgenError(f"--max-len must be between 64 and the model's {lm.max_context} positions; got {args.max_len}.")
+        lm.max_len = args.max_len
     if args.batch_tokens is not None:
         if args.batch_tokens < lm.max_len:
             raise ChatgenError(f"--batch-tokens must be at least {lm.max_len} (one dialogue); got {args.batch_tokens}.")
@@ -79,6 +84,9 @@ def cmd_train(args) -> int:
     if not 0.0 <= args.people_share <= 1.0:
         raise ChatgenError(f"--people-share must be between 0 and 1 (got {args.people_share}).")
     cfg.lm.people_share = args.people_share  # restarts inherit it
+    if args.workers < 0:
+        raise ChatgenError(f"--workers must be 0 or more (got {args.workers}).")
+    cfg.lm.workers = args.workers  # restarts inherit it
     focus = _focus(args.focus or "", args.focus_share, "--focus", "--focus-share")
     cfg.restarts = [restart_spec(r) for r in args.restart or []]
     last = cfg.restarts[-1] if cfg.restarts else cfg.lm  # the last LM run gets --focus
@@ -95,7 +103,7 @@ def cmd_train(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..world import KINDS
+    from ..world import KINDS, PEOPLE_KINDS
 
     p = sub.add_parser("train", help="train the embedded model from scratch", description="Train the tokenizer, the tile VQ-VAE and the language model on the synthetic world and write a native checkpoint. Uses a CUDA GPU when one is present. A run folder keeps every stage, so an interrupted run resumes.")
     p.add_argument("--out", required=True, help="the checkpoint folder to write")
@@ -107,11 +115,13 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
     p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]][/LR]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr LR, default 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0 or 24:clarify@0.7/5e-4; repeatable")
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused turns (default 0.5)")
-    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS))
+    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS + PEOPLE_KINDS))
     p.add_argument("--people-share", type=float, default=0.0, metavar="P", help="rewrite this share of the dialogues as people type (other words for things, typos in class names, chatty wrappers) and add questions after edits to the mixture (default 0)")
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--layers", type=int, help="transformer blocks of a new language model (default 6)")
     p.add_argument("--hidden", type=int, help="width of a new language model, a multiple of 64 (default 256; heads are 32 wide)")
+    p.add_argument("--max-len", type=int, help="longest dialogue trained on, in tokens (default 640; up to the model's 1024 positions: long edit chains need it)")
     p.add_argument("--batch-tokens", type=int, help="padded tokens per optimiser step (default 6144; a GPU takes more)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--workers", type=int, default=0, metavar="N", help="data worker processes, for a GPU machine; 0 builds batches in the training process as before (default 0)")
     p.set_defaults(func=cmd_train)

@@ -24,6 +24,9 @@ Trust (issue 15's targets in brackets):
   nonworld     an upload that is not a world picture (noise, gradients, blobs, flat colour;
                800x600): one short sentence, no picture, under 2 s; then "draw a dog on the
                grass" in the same conversation is drawn right (nonworld.followup) [100%]
+  people.KIND  "make it a cat", two edits in one message, "remove all the dogs", "add a bird
+               above the house", "is the dog on the left?", praise, an unknown thing
+               (`world.PEOPLE_KINDS`, n/8 each): the expected picture or canonical answer
 
 Single edits and questions start from the correct previous picture (the setup turn is put in
 the session as if the model had drawn it), so they measure that turn alone; chains run on the
@@ -232,6 +235,24 @@ def _chain10(assistant, n, seed, params, tally) -> None:
         tally.add("chain10", ok, f"{len(d.turns) - 1} edits, last: {d.turns[-1].user}", why)
 
 
+def _people(assistant, n, seed, params, tally) -> None:
+    """Turns in the language of a conversation under way (n/8 of each `world.PEOPLE_KINDS` kind,
+    from the correct previous pictures): the expected picture, or the canonical answer."""
+    from chatgen.world.people_turns import generate_people_turn
+
+    for k, kind in enumerate(world.PEOPLE_KINDS):
+        for i in range(max(1, n // 8)):
+            d = generate_people_turn(random.Random(seed + 9_000_000 + 100_000 * k + i), kind)
+            turn = d.turns[-1]
+            reply = _send(assistant, _session_after(d.turns[:-1]), turn, params, tally)
+            if turn.reply_scene is not None:
+                ok, why = _scene_check(reply, turn.reply_scene)
+            else:
+                ok = reply.image is None and _plain_words(reply.text) == _plain_words(turn.reply_text)
+                why = f"expected {turn.reply_text!r} got {reply.text!r}"
+            tally.add(f"people.{kind}", ok, turn.user, why)
+
+
 def nonworld_image(seed: int) -> Image.Image:
     """An 800x600 picture from outside the world: noise, a gradient, blurred blobs or a flat colour."""
     from PIL import ImageDraw, ImageFilter
@@ -272,6 +293,7 @@ def _nonworld(assistant, n, seed, params, tally) -> None:
 _SECTION_RUNS = {
     "draw": _draw, "edit": _edit, "chain3": _chain3, "ask": _ask, "clarify": _clarify, "out_of_world": _out_of_world,
     "honesty": _honesty, "ask_after_edits": _ask_after_edits, "chain10": _chain10, "nonworld": _nonworld,
+    "people": _people,
 }
 SECTIONS: tuple[str, ...] = tuple(_SECTION_RUNS)
 
@@ -289,7 +311,7 @@ def run_bench(assistant: Assistant, n: int = 200, seed: int = HELDOUT_SEED, para
             log(f"{name} done ({time.perf_counter() - t_start:.0f}s)")
     # 2. Summary.
     rates = {k: round(p / t, 4) for k, (p, t) in tally.ok.items()}
-    for group in ("edit", "ask", "honesty"):  # the overall figure of a section scored per kind
+    for group in ("edit", "ask", "honesty", "people"):  # the overall figure of a section scored per kind
         parts = [v for k, v in tally.ok.items() if k.startswith(group + ".")]
         if parts:
             rates[group] = round(sum(p for p, _ in parts) / sum(t for _, t in parts), 4)

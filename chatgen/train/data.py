@@ -37,7 +37,10 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
 
     `people` (0..1): that share of the dialogues is rewritten as people type
     (`world.people_words`: other words for things, typos in class names, chatty wrappers), and
-    a drawing, 1 to 5 edits and 1 to 3 questions about the edited picture join the mixture."""
+    a drawing, 1 to 5 edits and 1 to 3 questions about the edited picture join the mixture, and
+    (60% of `people` of the samples) dialogues in the language of a conversation under way
+    (`world.people_turns`: "it", several edits in one message, all/both, relative places, yes/no
+    questions) and long edit chains (6 to 10 edits; they need `max_len` 1024 to be kept). `focus` may name those kinds too (`world.PEOPLE_KINDS`)."""
     dialogue = _sample_kind_mixture(rng, focus, share, people)
     if people and rng.random() < people:
         words = random.Random(rng.random())  # its own stream: the mixture's stays as it is
@@ -48,12 +51,18 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
 def _sample_kind_mixture(rng: random.Random, focus: tuple[str, ...], share: float, people: float) -> "world.Dialogue":
     if focus and rng.random() < share:
         kind = rng.choice(focus)
+        if kind in world.PEOPLE_KINDS:
+            return world.generate_people_dialogue(rng, kinds=(kind,))
         if kind == "clarify" and rng.random() < 0.5:
             return world.generate_unambiguous_edit(rng)
         if kind in world.ASK_KINDS:
             asks = tuple(k for k in focus if k in world.ASK_KINDS)
             return world.generate_questions(rng, asks, n=rng.randint(1, 4))
         return world.generate_turn_of_kind(rng, kind)
+    if people and rng.random() < 0.6 * people:
+        return world.generate_people_dialogue(rng)
+    if people and rng.random() < 0.08:
+        return world.generate_edit_chain(rng, n_edits=rng.randint(6, 10), allow_clarify=rng.random() < 0.3)
     if people and rng.random() < 0.15:
         return world.generate_edits_then_questions(rng, n_edits=rng.randint(1, 5), n_questions=rng.randint(1, 3))
     r = rng.random()

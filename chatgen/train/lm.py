@@ -1,12 +1,13 @@
 """Train the joint-vocabulary causal LM (a small `LlamaForCausalLM`) on whole world dialogues.
 
-Fresh dialogues are sampled for every batch (the world is infinite), so there are no epochs.
-Checkpoints (model + optimiser + step) are written every `save_every` steps; a run resumes
-from the last one.
+Fresh dialogues are sampled for every batch (the world is infinite), so there are no epochs;
+the batches come from `batches` (in worker processes with `workers`). Checkpoints (model +
+optimiser + step) are written every `save_every` steps; a run resumes from the last one.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import random
 import time
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from .data import DialogueEncoder, collate, sample_dialogue
+from .batches import batches, loader
+from .data import DialogueEncoder
 from .device import autocast, pick_device
 
 
@@ -41,6 +43,8 @@ class LMTrainConfig:
     focus: tuple[str, ...] = ()  # turn kinds sampled more often (see data.sample_dialogue)
     focus_share: float = 0.5  # the share of samples that are focused turns
     people_share: float = 0.0  # the share of dialogues rewritten as people type (see data.sample_dialogue)
+    workers: int = 0  # data worker processes (for a GPU machine); 0 builds batches in the training process
+    stall_seconds: float = 600.0  # a step slower than this dumps the stacks of every thread (and a worker's batch times out)
 
 
 def build_lm(cfg: LMTrainConfig, vocab):
@@ -85,7 +89,7 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
     if state_file.is_file():
         model = AutoModelForCausalLM.from_pretrained(run / "lm").to(dev)
         state = torch.load(state_file, weights_only=False)
-        start, rng = state["step"], state["rng"]
+        start, rng = state["step"], state["rng"] or random.Random(f"{cfg.seed}/{state['step']}")  # no stream saved by a run with workers
     else:
         model = AutoModelForCausalLM.from_pretrained(init) if init is not None else build_lm(cfg, encoder.vocab)
         model, start, rng, state = model.to(dev), 0, random.Random(cfg.seed), None
@@ -96,6 +100,9 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
         opt.load_state_dict(state["opt"])
         for g in opt.param_groups:
             g["initial_lr"] = cfg.lr  # the schedule's peak, not the rate the saved optimiser ended on
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside the bf16 autocast
+    data = iter(loader(encoder, cfg, start, dev)) if cfg.workers else batches(encoder, rng, cfg)
     t0 = time.perf_counter()
 
     def lr_factor(i: int) -> float:
@@ -112,18 +119,21 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
     log(f"lm: {n_params / 1e6:.2f}M parameters, steps {start}->{cfg.steps}, {cfg.batch_tokens} tokens per batch, device {dev}")
     model.train()
     tokens = 0
-    pending: list = []
 
     def save(step):
+        """Model, optimiser and step; the data stream too when it is the training process's own
+        (workers reseed from the step on resume)."""
         model.save_pretrained(run / "lm")
-        torch.save({"step": step, "rng": rng, "opt": opt.state_dict(), "config": asdict(cfg)}, state_file)
+        torch.save({"step": step, "rng": None if cfg.workers else rng, "opt": opt.state_dict(), "config": asdict(cfg)}, state_file)
 
     for step in range(start + 1, cfg.steps + 1):
-        # 2. A batch of fresh dialogues of similar length (little padding).
-        if not pending:
-            pending = _length_buckets(encoder, rng, cfg)
-        examples = pending.pop()
-        ids, att, labels = (t.to(dev) for t in collate(examples, encoder.vocab.pad))
+        # 2. A batch of fresh dialogues of similar length (little padding). A step that takes
+        #    longer than `stall_seconds` dumps every thread's stack to stderr (a stalled run
+        #    on a rented GPU says where it stopped instead of burning the lease silently).
+        faulthandler.dump_traceback_later(cfg.stall_seconds, exit=False)
+        batch = next(data)
+        tokens += int(batch[1].sum())  # counted on the CPU: no wait for the GPU
+        ids, att, labels = (t.to(dev, non_blocking=True) for t in batch)
         # 3. Forward (bf16 autocast on CUDA, fp32 on the CPU: see device.autocast), loss on the
         #    assistant's tokens only; then the step and the next learning rate (see the docstring).
         lr = schedule.get_last_lr()[0]
@@ -134,34 +144,24 @@ def train_lm(cfg: LMTrainConfig, encoder: DialogueEncoder, run_dir: str | Path, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         schedule.step()
-        tokens += int(att.sum())
         if step % 20 == 0 or step == start + 1:
             el = time.perf_counter() - t0
-            log(f"lm step {step}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {tokens / el:.0f} tok/s {el / 60:.1f} min")
+            log(f"lm step {step}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {tokens / el:.0f} tok/s {el / 60:.1f} min{_memory()}")
         if step % cfg.save_every == 0:
             save(step)
         if cfg.minutes and time.perf_counter() - t0 > cfg.minutes * 60:
             log(f"lm: time budget reached at step {step}")
             break
+    faulthandler.cancel_dump_traceback_later()
     save(step)
     return {"steps": step, "tokens": tokens, "params": n_params, "minutes": round((time.perf_counter() - t0) / 60, 1)}
 
 
-def _length_buckets(encoder: DialogueEncoder, rng: random.Random, cfg: LMTrainConfig, pool: int = 512) -> list[list]:
-    """Sample `pool` dialogues, sort them by length and cut them into batches of about
-    `batch_tokens` padded tokens; returned in random order."""
-    examples = []
-    while len(examples) < pool:
-        e = encoder.encode(sample_dialogue(rng, cfg.focus, cfg.focus_share, cfg.people_share))
-        if len(e.ids) <= cfg.max_len:
-            examples.append(e)
-    examples.sort(key=lambda e: len(e.ids))
-    batches, current = [], []
-    for e in examples:
-        if current and len(e.ids) * (len(current) + 1) > cfg.batch_tokens:
-            batches.append(current)
-            current = []
-        current.append(e)
-    batches.append(current)
-    rng.shuffle(batches)
-    return batches
+def _memory() -> str:
+    """", 41.2 GB free" from /proc/meminfo (Linux), else ""."""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return ""
+    return f", {kb / 2**20:.1f} GB free"

@@ -38,6 +38,32 @@ WRAPPERS: tuple[str, ...] = (
     "my kid asked me for this: {x}", "i'd love it if you could {x}", "{x}, thank you so much!",
 )
 
+# Pieces of longer, chattier messages: a few words of context before the request and after it.
+PREAMBLES: tuple[str, ...] = (
+    "ok so", "right,", "alright so", "um", "so basically", "hi again!", "next thing:", "one more thing,", "here's what i want:",
+    "this is for my daughter's birthday card.", "my son loves this one.", "i'm making a poster for school.", "for my niece:",
+    "i've been thinking and", "sorry to bother you again, but", "quick one:", "ok, let's try something.", "so i changed my mind.",
+    "honestly", "if it's not too much trouble,", "i know this is silly but", "ok here goes:", "bit of a weird request, but",
+    "we're making a story together.", "my little brother wants this:", "love it so far!", "hmm, looking at it again,",
+)
+EPILOGUES: tuple[str, ...] = (
+    "thanks!", "thank you so much", "if you can", "when you get a chance", "that would be great", "cheers", "ty",
+    "no rush", "please and thank you", "if that's ok", "that's all for now", "you're the best", "it'll look great",
+    "i think that would look nice", "my kid will love it", "let's see how it looks", "fingers crossed", ":)", "haha",
+)
+REQUEST_LEADS: tuple[str, ...] = (
+    "could you", "can you", "would you mind if you", "i'd like you to", "i was hoping you could", "maybe you could", "please",
+    "can you maybe", "would you", "i want you to", "is it possible to", "do you think you could", "", "", "",
+)
+
+
+def verbose(rng: random.Random, core: str) -> str:
+    """A long chatty message around a request: context, a lead-in, the request, a sign-off."""
+    lead = rng.choice(REQUEST_LEADS)
+    parts = [rng.choice(PREAMBLES) if rng.random() < 0.8 else "", f"{lead} {core}".strip(), rng.choice(EPILOGUES) if rng.random() < 0.7 else ""]
+    text = parts[0] + " " + parts[1] + ("?" if lead.startswith(("could", "can", "would", "is", "do")) else ".")
+    return (text + " " + parts[2]).strip()
+
 
 def _plural_of(word: str) -> str:
     if word.endswith("y") and word[-2:-1] not in "aeiou":
@@ -59,7 +85,7 @@ def class_typo(rng: random.Random, word: str) -> str:
     return word[:k] + word[k] + word[k:]
 
 
-def people_text(rng: random.Random, text: str, synonym_rate: float = 0.4, typo_rate: float = 0.2, wrapper_rate: float = 0.12) -> str:
+def people_text(rng: random.Random, text: str, synonym_rate: float = 0.4, typo_rate: float = 0.2, wrapper_rate: float = 0.2) -> str:
     """The same request as a person might type it."""
     words = {**{c: CLASS_WORDS[c] for c in CLASSES}, **BACKGROUND_WORDS}
     pattern = re.compile(r"\b(" + "|".join(sorted([*words, *[plural(c) for c in CLASSES]], key=len, reverse=True)) + r")\b", re.IGNORECASE)
@@ -88,5 +114,5 @@ def people_text(rng: random.Random, text: str, synonym_rate: float = 0.4, typo_r
     # 3. A chatty wrapper around the request.
     if rng.random() < wrapper_rate:
         core = re.sub(r"^(ok,? |now,? |please,? |can you |could you |would you )+", "", text.rstrip(".!?").lower())
-        text = rng.choice(WRAPPERS).format(x=core)
+        text = rng.choice(WRAPPERS).format(x=core) if rng.random() < 0.4 else verbose(rng, core)
     return text
