@@ -21,7 +21,8 @@ from pathlib import Path
 
 from .conversation import Message, Session
 from .errors import ChatgenError
-from .images import load_image, load_mask, save_png
+from .text import clean_text
+from .images import read_image, save_png
 from .models import ModelSet
 from .session_store import SessionStore
 
@@ -82,7 +83,7 @@ class ChatAPI:
         Args:
             system: an optional system prompt for this conversation.
         """
-        return self.store.new(Session(system=system or ""))
+        return self.store.new(Session(system=clean_text(system, "the system prompt")))
 
     def chat(self, session_id: str, text: str, image: str | None = None, mask: str | None = None, seed: float | None = -1, temperature: float | None = None, top_k: float | None = None, cfg_scale: float | None = None, model: str | None = "") -> tuple[str, str | None, dict]:
         """Send one message (text, optionally an image and a mask) and get the reply: text, image, and details.
@@ -99,8 +100,8 @@ class ChatAPI:
             model: which configured model answers; empty = the default.
         """
         session, lock = self.store.get(session_id)
-        upload = read_upload(load_image, image, what="uploaded image") if image else None
-        painted = read_upload(load_mask, mask) if mask else None
+        upload = read_upload(image, "uploaded image") if image else None
+        painted = read_upload(mask, "mask", mask=True) if mask else None
         params = make_params(seed, temperature, top_k, cfg_scale)
         with lock:
             *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None)
@@ -189,12 +190,11 @@ class ChatAPI:
         return self.store.new(Session.read_zip(archive))
 
 
-def read_upload(loader, path: str, **kwargs):
-    """Load an uploaded file; errors name the file, not the server's temporary path."""
-    try:
-        return loader(path, **kwargs)
-    except ChatgenError as e:
-        raise ChatgenError(str(e).replace(str(path), Path(path).name)) from None
+def read_upload(path: str, what: str, mask: bool = False):
+    """An uploaded file through `read_image` (its errors name the file, not the server's temporary path)."""
+    if not isinstance(path, (str, Path)):
+        raise ChatgenError(f"{what} must be an uploaded file, got {type(path).__name__}")
+    return read_image(path, what, mask=mask)
 
 
 def whole_number(x, what: str) -> int:

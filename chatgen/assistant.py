@@ -23,8 +23,9 @@ from .backends.base import Backend
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .events import Event, ReplyDone, TextDelta
-from .images import check_image, mask_from_image
+from .images import check_mask_fits, read_image
 from .params import GenerationParams
+from .text import clean_text
 
 
 @dataclass
@@ -61,23 +62,40 @@ class Assistant:
 
     # ---- checks ------------------------------------------------------------------------------
     def check_message(self, session: Session, message: Message | str) -> Message:
-        """Normalise and check a message; raises ChatgenError with one sentence."""
+        """Normalise and check a message; raises ChatgenError with one sentence.
+
+        1. Text: cleaned and capped in characters (`clean_text`).
+        2. Upload and mask: PIL images only (front ends read files), re-read through `read_image`;
+           the mask needs an image and must have its shape.
+        3. The whole message must fit the model's context in tokens."""
         if isinstance(message, str):
             message = Message(text=message)
         if not isinstance(message, Message):
             raise ChatgenError(f"message must be text or a Message, got {type(message).__name__}")
-        text = (message.text or "").strip()
-        image = check_image(message.image, "uploaded image") if message.image is not None else None
+        # 1. Text.
+        text = clean_text(message.text)
+        # 2. Upload and mask.
+        for what, img in (("uploaded image", message.image), ("mask", message.mask)):
+            if img is not None and not isinstance(img, Image.Image):
+                raise ChatgenError(f"the {what} must be a PIL image, got {type(img).__name__}")
+        image = read_image(message.image, "uploaded image") if message.image is not None else None
         if not text and image is None:
             raise ChatgenError("the message is empty: type a request or attach an image")
         mask = None
         if message.mask is not None:
-            check_image(message.mask, "mask")
-            if image is None and session.last_image() is None:
+            target = image if image is not None else session.last_image()
+            if target is None:
                 raise ChatgenError("a mask needs an image to edit: draw or upload one first")
-            mask = mask_from_image(message.mask)
+            mask = read_image(message.mask, "mask", mask=True)
+            check_mask_fits(mask, target.size)
             if mask.getextrema()[1] == 0:
                 raise ChatgenError("the mask is empty: paint the region the edit may change")
+        # 3. Tokens.
+        b = self.backend
+        n = len(b.encode_user(Message(text))) + (b.vocab.image_tokens + 2 if image is not None else 0)
+        room = b.message_room(session)
+        if n > room:
+            raise ChatgenError(f"the message is {n:,} tokens long and this model reads at most {max(room, 0):,} in one message, so shorten it")
         return Message(text=text, image=image, mask=mask)
 
     def merge_params(self, params: GenerationParams | dict | None) -> GenerationParams:
@@ -197,7 +215,7 @@ class Assistant:
         turn, kind = session.latest_image()
         if turn is None:
             raise ChatgenError("a mask needs an image to edit: draw or upload one first")
-        if kind == "assistant_image" and turn.token_model == b.name:
+        if kind == "assistant_image" and turn.token_model == b.name and b.stored_ids_ok(turn):
             _, spans = b.vocab.split_spans(turn.reply_ids)
             if spans:
                 return b.vocab.ids_to_codes(spans[-1])

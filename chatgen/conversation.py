@@ -11,22 +11,18 @@ a zip archive (`write_zip` / `read_zip`, members read and written in memory).
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Callable
+from pathlib import Path
 
 from PIL import Image
 
+from . import session_files
 from .errors import ChatgenError
-from .images import load_image, png_bytes
-
-FORMAT_VERSION = 1  # the session.json layout version
-MAX_ARCHIVE_BYTES = 1 << 30  # the largest unpacked session archive we import (1 GiB)
-MAX_ARCHIVE_FILES = 10_000  # the most files a session archive may hold
+from .images import png_bytes
+from .session_files import FORMAT_VERSION
 
 
 @dataclass
@@ -55,7 +51,7 @@ class Turn:
     params: dict = field(default_factory=dict)  # generation parameters (seed, temperature, ...)
     created: float = field(default_factory=time.time)  # unix time
 
-    _IMAGES = ("user_image", "user_mask", "assistant_image")
+    _IMAGES = session_files.IMAGE_KEYS  # the fields saved as PNG files
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("id", "parent", "user_text", "assistant_text", "user_ids", "reply_ids", "token_model", "params", "created")}
@@ -203,12 +199,8 @@ class Session:
 
     @classmethod
     def load(cls, folder: str | Path) -> "Session":
-        """Read a folder written by `save`."""
-        folder = Path(folder)
-        meta = folder / "session.json"
-        if not meta.is_file():
-            raise ChatgenError(f"no saved session in {folder} (session.json is missing)")
-        return cls._from_json(meta.read_text(), lambda name, what: load_image(folder / name, what=what), str(meta))
+        """Read a folder written by `save` (checked like an archive: see `session_files`)."""
+        return session_files.read_folder(folder, cls._from_files)
 
     def write_zip(self, path: str | Path) -> Path:
         """Save the session as a zip archive (session.json + one PNG per image)."""
@@ -223,41 +215,10 @@ class Session:
     def read_zip(cls, path: str | Path) -> "Session":
         """Read an archive written by `write_zip` (or a zip of a saved session folder), in memory.
 
-        Refused: archives too large or with too many members, member paths that leave their
-        folder, and members that are not what session.json says they are."""
-        # 1. The archive itself.
-        p = Path(path)
-        if not p.is_file():
-            raise ChatgenError(f"session archive not found: {p.name}")
-        if not zipfile.is_zipfile(p):
-            raise ChatgenError(f"{p.name} is not a zip archive; export a session first and upload that file")
-        try:
-            with zipfile.ZipFile(p) as z:
-                infos = z.infolist()
-                if len(infos) > MAX_ARCHIVE_FILES or sum(i.file_size for i in infos) > MAX_ARCHIVE_BYTES:
-                    raise ChatgenError(f"{p.name} is too large to be a chatgen session")
-                # 2. Member names: none may leave the archive's folder.
-                for info in infos:
-                    name = PurePosixPath(info.filename.replace("\\", "/"))
-                    if name.is_absolute() or ".." in name.parts:
-                        raise ChatgenError(f"{p.name} holds an unsafe path ({info.filename})")
-                # 3. session.json (the shallowest one) and the images next to it.
-                metas = sorted((i.filename for i in infos if PurePosixPath(i.filename).name == "session.json"), key=lambda n: n.count("/"))
-                if not metas:
-                    raise ChatgenError(f"{p.name} holds no chatgen session (session.json is missing)")
-                root = PurePosixPath(metas[0]).parent
-
-                def read_image(name: str, what: str) -> Image.Image:
-                    member = str(root / name) if str(root) != "." else name
-                    try:
-                        data = z.read(member)
-                    except KeyError:
-                        raise ChatgenError(f"{p.name} is missing {name}, which session.json names") from None
-                    return load_image(io.BytesIO(data), what=f"{what} {name}")
-
-                return cls._from_json(z.read(metas[0]).decode("utf-8", errors="replace"), read_image, f"session.json in {p.name}")
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise ChatgenError(f"{p.name} is a damaged zip archive ({e})") from None
+        Refused in one sentence (`session_files`): archives too large or with too many members,
+        member paths that leave their folder, zip bombs, and members that are not what they
+        claim (a .png that is not a PNG, a session.json of the wrong shape)."""
+        return session_files.read_zip(path, cls._from_files)
 
     # ---- the files of a saved session ----------------------------------------------------------
     def _files(self):
@@ -270,19 +231,13 @@ class Session:
         yield "session.json", json.dumps(self.to_dict(), indent=1).encode()
 
     @classmethod
-    def _from_json(cls, text: str, read_image: Callable[[str, str], Image.Image], where: str) -> "Session":
-        """A session from session.json's text; `read_image(file name, what)` opens its images."""
-        try:
-            d = json.loads(text)
-            s = cls(system=d.get("system", ""))
-            for td in d["turns"]:
-                images = {k: (read_image(td[k], k.replace("_", " ")) if td.get(k) else None) for k in Turn._IMAGES}
-                fields = {k: v for k, v in td.items() if k not in Turn._IMAGES}
-                t = Turn(**fields, **images)
-                s.turns[t.id] = t
-            s.head, s._redo, s._next = d["head"], list(d["redo"]), int(d["next"])
-        except ChatgenError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ChatgenError(f"{where} is not a valid chatgen session ({type(e).__name__}: {e})") from None
+    def _from_files(cls, files: session_files.SavedFiles) -> "Session":
+        """A session from checked saved files: session.json's shape is checked before any image is read."""
+        d = files.meta()
+        s = cls(system=d["system"])
+        for td in d["turns"]:
+            images = {k: (files.image(td[k], k.replace("_", " "), mask=k == "user_mask") if td.get(k) else None) for k in Turn._IMAGES}
+            t = Turn(**{k: v for k, v in td.items() if k not in Turn._IMAGES}, **images)
+            s.turns[t.id] = t
+        s.head, s._redo, s._next = d["head"], list(d["redo"]), d["next"]
         return s

@@ -1,4 +1,22 @@
-"""Loading and checking images at the public boundary (uploads, masks, CLI paths)."""
+"""The one checked way a picture enters chatgen, and PNG encoding on the way out.
+
+`read_image` is the boundary for every image a person (or a file) hands us: UI uploads and mask
+layers, API files, imported sessions, LangChain image blocks, eval suites, the CLI and, once
+more, `Assistant.prepare`. It takes a path, bytes, an open binary file or a PIL image and
+returns a fresh 8-bit image built from decoded pixels only:
+
+1. Open: files are identified from their header among `FORMATS`; nothing else is parsed.
+2. Size: the pixel count is read from the header and checked against `MAX_PIXELS` before a
+   single pixel is decoded (a decompression bomb is refused here).
+3. Decode the first frame (animated GIF / WebP / APNG, multi-page TIFF); truncated or corrupt
+   data is refused here.
+4. Convert any mode: to RGB (transparency composited on white, 16-bit and 32-bit grey scaled
+   to 8 bits, CMYK, palette, ...) or, for a mask, to 'L' with 255 where painted.
+5. Re-encode: a new image from the pixels (the EXIF orientation applied), so no file handle,
+   metadata, ICC profile or lazy decoder travels further.
+
+Every refusal is a one-sentence `ChatgenError` naming the file or `what`.
+"""
 
 from __future__ import annotations
 
@@ -7,69 +25,120 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ChatgenError
 
-MAX_PIXELS = 50_000_000  # the largest upload we accept (50 megapixels)
+MAX_PIXELS = 50_000_000  # the largest picture we accept (50 megapixels)
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")  # the file formats we decode; anything else is refused unread
+_LIMIT = f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels"
 
 
-def check_image(image: Image.Image, what: str = "image") -> Image.Image:
-    """Check an in-memory image's size and return it as RGB."""
-    if not isinstance(image, Image.Image):
-        raise ChatgenError(f"{what} must be a PIL image, got {type(image).__name__}")
-    w, h = image.size
-    if w * h > MAX_PIXELS:
-        raise ChatgenError(f"{what} is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
-    if w == 0 or h == 0:
-        raise ChatgenError(f"{what} is empty ({w}x{h})")
-    return image if image.mode == "RGB" else image.convert("RGB")
+def read_image(source: Image.Image | bytes | BinaryIO | str | os.PathLike, what: str = "image", *, mask: bool = False) -> Image.Image:
+    """A checked, re-encoded picture: RGB, or with mask=True an 'L' mask (255 = may change).
 
-
-def load_image(path: str | os.PathLike | BinaryIO, what: str = "image") -> Image.Image:
-    """Open an image file (or an open binary file) fully, with one clear error for each way it can be bad."""
-    if hasattr(path, "read"):
-        p = what  # in memory: errors name what it is
-    else:
-        p = Path(path)
-        if not p.exists():
-            raise ChatgenError(f"{what} file not found: {p}")
-        if p.is_dir():
-            raise ChatgenError(f"{what} path is a folder, not an image file: {p}")
-    # 1. Identify the format from the header; the pixel count is known before decoding.
-    try:
-        img = Image.open(path if hasattr(path, "read") else p)
-    except UnidentifiedImageError:
-        raise ChatgenError(f"{p} is not an image (unrecognised file format)") from None
-    except Image.DecompressionBombError:
-        raise ChatgenError(f"{p} is too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels") from None
-    except OSError as e:
-        raise ChatgenError(f"cannot read {what} {p}: {e}") from None
+    `what` names the picture in errors ("uploaded image", "mask"); a file is named by its file
+    name (never its folder, which may be a server's temporary path)."""
+    # 1. Open (a file: identify its format from the header).
+    img, label = _open(source, what)
+    # 2. Size, from the header: nothing is decoded yet.
     w, h = img.size
     if w * h > MAX_PIXELS:
-        raise ChatgenError(f"{p} is {w}x{h} = {w * h / 1e6:.1f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
-    # 2. Decode the pixels: truncated or corrupt data fails here.
+        raise ChatgenError(f"{label} is {w}x{h} = {w * h / 1e6:.1f} megapixels; {_LIMIT}")
+    if w == 0 or h == 0:
+        raise ChatgenError(f"{label} is empty ({w}x{h} pixels)")
+    # 3. Decode the first frame.
     try:
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
         img.load()
-    except Image.DecompressionBombError:
-        raise ChatgenError(f"{p} is too large; the limit is {MAX_PIXELS / 1e6:.0f} megapixels") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ChatgenError(f"{p} is truncated or corrupt ({e})") from None
-    return img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ChatgenError(f"{label} is too large; {_LIMIT}") from None
+    except Exception as e:  # noqa: BLE001 - a decoder meets hostile bytes: any failure is a corrupt file
+        raise ChatgenError(f"{label} is truncated or corrupt ({type(e).__name__}: {e})") from None
+    # 4 + 5. Convert and re-encode from the pixels, upright.
+    try:
+        if not isinstance(source, Image.Image):
+            img = ImageOps.exif_transpose(img) or img
+    except Exception:  # noqa: BLE001 - a broken EXIF block leaves the picture as stored
+        pass
+    try:
+        return mask_from_image(img) if mask else to_rgb(img)
+    except (ValueError, OSError) as e:
+        raise ChatgenError(f"{label} has a colour mode chatgen cannot convert ({img.mode}: {e})") from None
 
 
-def load_mask(path: str | os.PathLike) -> Image.Image:
-    """A mask is any image; painted (non-black, or opaque where it has alpha) pixels mark what may change."""
-    return mask_from_image(load_image(path, what="mask"))
+def _open(source, what: str) -> tuple[Image.Image, str]:
+    """(image, how errors name it); a file is opened lazily: only its header is read."""
+    if isinstance(source, Image.Image):
+        return source, what
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source, label = io.BytesIO(bytes(source)), what
+    elif hasattr(source, "read"):
+        label = what
+    elif isinstance(source, (str, os.PathLike)):
+        p = Path(source)
+        if not p.exists():
+            raise ChatgenError(f"{what} file not found: {p.name}")
+        if p.is_dir():
+            raise ChatgenError(f"{what} path is a folder, not an image file: {p.name}")
+        source, label = p, p.name
+    else:
+        raise ChatgenError(f"{what} must be a PIL image, image bytes or a file path, got {type(source).__name__}")
+    try:
+        return Image.open(source, formats=FORMATS), label
+    except UnidentifiedImageError:
+        raise ChatgenError(f"{label} is not an image (chatgen reads PNG, JPEG, GIF, WebP, BMP and TIFF files)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow's own limits are above ours
+        raise ChatgenError(f"{label} is too large; {_LIMIT}") from None
+    except Exception as e:  # noqa: BLE001 - a header parser meets hostile bytes
+        raise ChatgenError(f"{label} is truncated or corrupt ({type(e).__name__}: {e})") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any mode -> a new 8-bit RGB image; transparency is composited on white."""
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        img = Image.fromarray(_grey8(img), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode == "La":  # premultiplied grey: Pillow converts it to LA only
+        img = img.convert("LA")
+    if img.mode in ("PA", "LA", "RGBa", "RGBA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    rgb = img.convert("RGB")
+    return Image.frombytes("RGB", rgb.size, rgb.tobytes())
+
+
+def _grey8(img: Image.Image) -> np.ndarray:
+    """16-bit, 32-bit integer or float grey -> uint8 (H, W), scaled by the range the values use."""
+    a = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)  # (H, W)
+    a = a - min(a.min(), 0.0)
+    top = a.max()
+    if top > 255 or (img.mode == "F" and 0 < top <= 1):
+        a = a * (255.0 / top)
+    return np.clip(a, 0, 255).astype(np.uint8)
 
 
 def mask_from_image(img: Image.Image) -> Image.Image:
-    """Normalise a painted layer to an 'L' mask: 255 = may change, 0 = keep."""
+    """A painted layer -> a new 'L' mask: 255 = may change, 0 = keep. Paint is where the layer
+    is opaque (when it has transparency), else where it is not black."""
+    if img.mode in ("P", "PA", "La", "RGBa"):  # palette and premultiplied modes: to plain RGB(A) / LA first
+        img = img.convert({"La": "LA", "RGBa": "RGBA"}.get(img.mode, "RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB"))
     if "A" in img.getbands():
         alpha = img.getchannel("A")
         if alpha.getextrema()[0] < 255:  # a transparent layer: the paint is where it is opaque
-            return alpha.point(lambda v: 255 if v > 0 else 0)
-    return img.convert("L").point(lambda v: 255 if v > 0 else 0)
+            return alpha.point(lambda v: 255 if v > 0 else 0).convert("L")
+    grey = Image.fromarray(_grey8(img), "L") if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F") else img.convert("L")
+    return grey.point(lambda v: 255 if v > 0 else 0)
+
+
+def check_mask_fits(mask: Image.Image, size: tuple[int, int]) -> None:
+    """A mask must cover the image it edits: the same size, or the same shape scaled (to a pixel)."""
+    (mw, mh), (iw, ih) = mask.size, size
+    if abs(mh * iw / mw - ih) > max(1.0, 0.01 * ih) or abs(mw * ih / mh - iw) > max(1.0, 0.01 * iw):
+        raise ChatgenError(f"the mask is {mw}x{mh} but the image it edits is {iw}x{ih}; paint a mask of the image's shape")
 
 
 def png_bytes(image: Image.Image, text: dict[str, str] | None = None) -> bytes:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -49,9 +48,10 @@ from .conversation import Message, Session, Turn
 from .defaults import default_model_path
 from .errors import ChatgenError
 from .events import ImageRow, TextDelta
-from .images import check_image, load_image, png_bytes
+from .images import png_bytes, read_image
 from .params import GenerationParams
 from .prompts import render_prompt
+from .text import clean_text
 
 CALL_KEYS = (*GenerationParams.__dataclass_fields__, "model")  # what bind(...) and a call may set
 
@@ -75,7 +75,7 @@ def decode_image_block(block: dict, where: str = "the message") -> Image.Image:
         raw = base64.b64decode("".join(str(data).split()), validate=True)
     except (binascii.Error, ValueError):
         raise ChatgenError(f"the image in {where} is not valid base64") from None
-    return load_image(io.BytesIO(raw), what=f"the image in {where}")
+    return read_image(raw, what=f"the image in {where}")
 
 
 def reply_image(message: BaseMessage) -> Image.Image | None:
@@ -93,7 +93,7 @@ def read_message(message: BaseMessage, where: str) -> tuple[str, Image.Image | N
     for block in blocks:
         kind = block.get("type")
         if kind == "text":
-            texts.append(block["text"])
+            texts.append(clean_text(block.get("text"), f"the text of {where}", strip=False))
         elif kind == "image":
             if not (block.get("extras") or {}).get("preview"):
                 images.append(decode_image_block(block, where))
@@ -101,7 +101,7 @@ def read_message(message: BaseMessage, where: str) -> tuple[str, Image.Image | N
             raise ChatgenError(f"{where} holds a {kind!r} block; chatgen reads text and image blocks only")
     if len(images) > 1:
         raise ChatgenError(f"{where} holds {len(images)} images; chatgen reads one picture per message")
-    return "".join(texts), images[-1] if images else None
+    return clean_text("".join(texts), f"the text of {where}", strip=False), images[-1] if images else None
 
 
 # ---- messages <-> a session -------------------------------------------------------------------
@@ -141,7 +141,7 @@ def session_from_messages(messages: list[BaseMessage]) -> tuple[Session, Message
     for i in range(0, len(rest) - 1, 2):
         text, image = read_message(rest[i], f"message {n + i + 1} (human)")
         reply_text, reply_image_ = read_message(rest[i + 1], f"message {n + i + 2} (AI)")
-        turn = Turn(id=session.new_turn_id(), parent=session.head, user_text=text.strip(), user_image=check_image(image) if image is not None else None, assistant_text=reply_text, assistant_image=check_image(reply_image_) if reply_image_ is not None else None)
+        turn = Turn(id=session.new_turn_id(), parent=session.head, user_text=clean_text(text, f"message {n + i + 1} (human)"), user_image=read_image(image) if image is not None else None, assistant_text=reply_text, assistant_image=read_image(reply_image_) if reply_image_ is not None else None)
         stored = (rest[i + 1].response_metadata.get("chatgen") or {}).get("turn") or {}
         if stored.get("digest") == turn_digest(turn):
             turn.user_ids, turn.reply_ids, turn.token_model = list(stored["user_ids"]), list(stored["reply_ids"]), stored["token_model"]

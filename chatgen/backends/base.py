@@ -67,7 +67,7 @@ class Backend(ABC):
         """A stored turn as ids: its user part, the assistant marker, its reply. Rebuilt when the
         turn was made by another token space."""
         v = self.vocab
-        if turn.token_model == self.name and turn.user_ids:
+        if turn.token_model == self.name and self.stored_ids_ok(turn):
             user, reply = turn.user_ids, turn.reply_ids
         else:
             user = self.encode_user(Message(turn.user_text, turn.user_image))
@@ -85,7 +85,7 @@ class Backend(ABC):
             head += [v.special("<system>"), *self.encode_text(session.system), v.eot]
         user = self.encode_user(message)
         # Keep the newest turns that fit, with room for a reply holding one image.
-        budget = self.max_context - len(head) - len(user) - 1 - (v.image_tokens + 64)
+        budget = self.message_room(session) - len(user)
         if budget < 0:
             raise ChatgenError(f"the message is too long for this model ({len(user)} tokens; the context holds {self.max_context})")
         history: list[int] = []
@@ -98,6 +98,23 @@ class Backend(ABC):
         uncond_user = self.encode_user(Message("", message.image))
         start = [v.special("<assistant>")]
         return Prompt(ids=head + history + user + start, user_ids=user, uncond_ids=head + history + uncond_user + start)
+
+    def message_room(self, session: Session) -> int:
+        """How many tokens a new user message may take: the context less the system prompt and
+        room for a reply holding one image (`Assistant.prepare` refuses longer messages)."""
+        v = self.vocab
+        head = 1 + (len(self.encode_text(session.system)) + 2 if session.system else 0)
+        return self.max_context - head - 1 - (v.image_tokens + 64)
+
+    def stored_ids_ok(self, turn) -> bool:
+        """Whether a stored turn's token ids are well formed for this vocabulary (an imported
+        session may carry anything): in range, role and end markers in place, whole image spans."""
+        v, user, reply = self.vocab, turn.user_ids, turn.reply_ids
+        if not (user and reply and user[0] == v.special("<user>") and user[-1] == v.eot and reply[-1] == v.eot):
+            return False
+        if not all(type(i) is int and 0 <= i < v.size for i in (*user, *reply)):
+            return False
+        return all(len(s) == v.image_tokens and all(map(v.is_image, s)) for ids in (user, reply) for s in v.split_spans(ids)[1])
 
     # ---- generation --------------------------------------------------------------------------
     @abstractmethod

@@ -19,7 +19,7 @@ CHAT_HELP = """commands:
 
 def cmd_chat(args) -> int:
     from ..conversation import Message, Session
-    from ..images import load_image, load_mask
+    from ..images import read_image
 
     assistant = load_assistant(args)
     session = Session()
@@ -44,10 +44,10 @@ def cmd_chat(args) -> int:
                 elif cmd == "/help":
                     print(CHAT_HELP)
                 elif cmd == "/image":
-                    pending_image = load_image(need(arg, "/image PATH"))
+                    pending_image = read_image(need(arg, "/image PATH"))
                     print(f"attached {arg} to your next message")
                 elif cmd == "/mask":
-                    pending_mask = load_mask(need(arg, "/mask PATH"))
+                    pending_mask = read_image(need(arg, "/mask PATH"), "mask", mask=True)
                     print(f"the next edit changes only the painted region of {arg}")
                 elif cmd == "/undo":
                     t = session.undo()

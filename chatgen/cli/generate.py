@@ -22,10 +22,10 @@ def cmd_generate(args) -> int:
 
 def cmd_edit(args) -> int:
     from ..conversation import Message, Session
-    from ..images import load_image, load_mask
+    from ..images import read_image
 
-    image = load_image(args.image)
-    mask = load_mask(args.mask) if args.mask else None
+    image = read_image(args.image)
+    mask = read_image(args.mask, "mask", mask=True) if args.mask else None
     if not args.instruction.strip():
         raise ChatgenError("the instruction is empty: say how to change the image")
     out = check_output_path(args.output)

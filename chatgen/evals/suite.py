@@ -58,7 +58,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, Validation
 from pydantic.dataclasses import dataclass
 
 from chatgen.errors import ChatgenError
-from chatgen.images import load_image
+from chatgen.images import read_image
 from chatgen.world import BACKGROUNDS, CLASSES, Obj, Scene, slots_of
 
 from .grid import ALL_SLOTS, Slot
@@ -284,7 +284,7 @@ class ScriptedTurn:
         if path is None:
             return path  # `image: null`, reported by load_dialogue
         try:
-            image = load_image(info.context["folder"] / path, what="uploaded image").convert("RGB")
+            image = read_image(info.context["folder"] / path, "uploaded image")
         except ChatgenError as e:
             raise ValueError(str(e)) from None
         info.context["uploads"][path] = image

@@ -17,7 +17,7 @@ from ..assistant import Reply
 from ..conversation import Message, Session, Turn
 from ..errors import ChatgenError
 from ..events import ImageDone, ImageRow, ImageStart, TextDelta
-from ..images import load_image
+from ..images import read_image
 from ..models import ModelSet
 from .inputs import edited_text, mask_from_editor, message_content, progress_html, read_box
 from .state import Settings, UIState
@@ -222,8 +222,11 @@ class ChatUI:
             text, files = read_box(box)
             if len(files) > 1:
                 raise ChatgenError("attach one image per message")
-            image = load_image(files[0], what="uploaded image") if files else None
-            message = Message(text=text, image=image, mask=mask_from_editor(editor))
+            image = read_image(files[0], "uploaded image") if files else None
+            mask, target = mask_from_editor(editor), image if image is not None else state.session.last_image()
+            if mask is not None and target is not None:  # the canvas is square: back to the edited image's shape
+                mask = mask.resize(target.size, Image.Resampling.NEAREST)
+            message = Message(text=text, image=image, mask=mask)
         except ChatgenError as e:
             gr.Warning(str(e))
             yield self.view(state, editor=gr.skip())

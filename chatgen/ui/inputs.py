@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ChatgenError
-from ..images import check_image, load_image, mask_from_image
+from ..images import read_image
 
 def read_box(box) -> tuple[str, list[str]]:
     """The multimodal textbox value -> (text, file paths)."""
@@ -36,12 +36,9 @@ def mask_from_editor(value) -> Image.Image | None:
         raise ChatgenError(f"the mask editor sent {type(value).__name__}, expected painted layers")
     mask = None
     for layer in layers:
-        if isinstance(layer, str):
-            layer = load_image(layer, what="mask layer")
-        if not isinstance(layer, Image.Image):
+        if not isinstance(layer, (str, Image.Image)):
             raise ChatgenError("the mask could not be read: paint it again")
-        check_image(layer, "mask")
-        m = mask_from_image(layer)
+        m = read_image(layer, "mask", mask=True)
         mask = m if mask is None else Image.fromarray(np.maximum(np.asarray(mask), np.asarray(m.resize(mask.size))))
     if mask is None or mask.getextrema()[1] == 0:
         return None
