@@ -10,6 +10,9 @@ A scripted conversation from Python:
     c = Client("http://127.0.0.1:7860/")
     sid = c.predict(api_name="/new_session")
     text, image_path, info = c.predict(session_id=sid, text="draw a dog on the grass", seed=7, api_name="/chat")
+
+With a data folder (`chatgen ui --data-dir DIR`) every session is saved after each completed
+change and is back, by the same id, after the server restarts; `/image` fetches a turn's picture again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .conversation import Message, Session
+from .autosave import SessionFolder
+from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .text import clean_text
 from .images import read_image, save_png
@@ -72,10 +76,11 @@ def _api(fn):
 class ChatAPI:
     """The endpoint functions; the methods are plain Python (tests call them directly)."""
 
-    def __init__(self, models: ModelSet, folder: str | Path | None = None, capacity: int = 256):
+    def __init__(self, models: ModelSet, folder: str | Path | None = None, capacity: int = 256, data_dir: str | Path | None = None):
         self.models = ModelSet.of(models)  # the configured models
         self.folder = Path(folder or tempfile.mkdtemp(prefix="chatgen-api-"))  # reply PNGs and archives, one subfolder per session
-        self.store = SessionStore(capacity, on_drop=lambda sid: shutil.rmtree(self.folder / sid, ignore_errors=True))  # sessions by id
+        saved = SessionFolder(Path(data_dir) / "api") if data_dir is not None else None  # sessions on disk (None: in memory only)
+        self.store = SessionStore(capacity, on_drop=lambda sid: shutil.rmtree(self.folder / sid, ignore_errors=True), saved=saved)  # sessions by id
 
     def new_session(self, system: str = "") -> str:
         """Start a conversation kept on the server and return its id (pass it to every other call).
@@ -106,10 +111,8 @@ class ChatAPI:
         with lock:
             *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None)
             session.append(reply.turn)
-        path = None
-        if reply.image is not None:
-            name = f"chatgen-{reply.turn_id}-seed{reply.metadata.get('seed')}.png"
-            path = str(save_png(reply.image, self.folder / session_id / name, reply.turn.png_text()))
+            self.store.save(session_id, session)  # only a completed turn is ever written
+        path = self._png(session_id, reply.turn) if reply.image is not None else None
         info = {"turn_id": reply.turn_id, "seed": reply.metadata.get("seed"), "model": reply.metadata.get("model"), "metadata": reply.metadata}
         return reply.text, path, info
 
@@ -122,6 +125,7 @@ class ChatAPI:
         session, lock = self.store.get(session_id)
         with lock:
             session.undo()
+            self.store.save(session_id, session)
             return history_dict(session, session_id)
 
     def redo(self, session_id: str) -> dict:
@@ -133,6 +137,7 @@ class ChatAPI:
         session, lock = self.store.get(session_id)
         with lock:
             session.redo()
+            self.store.save(session_id, session)
             return history_dict(session, session_id)
 
     def branch(self, session_id: str, turn: float) -> dict:
@@ -145,6 +150,7 @@ class ChatAPI:
         session, lock = self.store.get(session_id)
         with lock:
             session.branch(whole_number(turn, "turn"))
+            self.store.save(session_id, session)
             return history_dict(session, session_id)
 
     def checkout(self, session_id: str, turn_id: str) -> dict:
@@ -157,7 +163,27 @@ class ChatAPI:
         session, lock = self.store.get(session_id)
         with lock:
             session.checkout(turn_id or None)
+            self.store.save(session_id, session)
             return history_dict(session, session_id)
+
+    def image(self, session_id: str, turn_id: str) -> str:
+        """The PNG of a turn's reply image (with its generation parameters), e.g. after reconnecting.
+
+        Args:
+            session_id: the id returned by new_session.
+            turn_id: a turn id such as "t2" (as listed by history).
+        """
+        session, lock = self.store.get(session_id)
+        with lock:
+            turn = session.turns.get(turn_id) if isinstance(turn_id, str) else None
+            if turn is None or turn.assistant_image is None:
+                raise ChatgenError(f"no reply image for turn {turn_id!r} in this session")
+            return self._png(session_id, turn)
+
+    def _png(self, session_id: str, turn: Turn) -> str:
+        """A reply image as a PNG file to send (the same bytes for the same turn, before and after a restart)."""
+        name = f"chatgen-{turn.id}-seed{turn.params.get('seed')}.png"
+        return str(save_png(turn.assistant_image, self.folder / session_id / name, turn.png_text()))
 
     def history(self, session_id: str) -> dict:
         """The current branch of the conversation: every turn's text, whether it has an image, and its seed.
@@ -214,7 +240,7 @@ def add_api(api: ChatAPI, concurrency_limit: int | None = 1, concurrency_id: str
     their signatures). `/chat`, `/export_session` and `/import_session` carry files, and
     `gr.api` skips Gradio's pre- and postprocessing: an uploaded file would arrive as a
     client-chosen server path that nothing checks, and a returned PNG as a bare server path the
-    client cannot download. So those three keep file components (hidden) that upload, check and
+    client cannot download. So those three (and `/image`) keep file components (hidden) that upload, check and
     serve files the usual way."""
     import gradio as gr
 
@@ -238,8 +264,10 @@ def add_api(api: ChatAPI, concurrency_limit: int | None = 1, concurrency_id: str
         out_info = gr.JSON(label="details")
         out_sid = gr.Textbox(label="session_id")
         out_file = gr.File(label="archive")
+        turn_id = gr.Textbox(label="turn_id")
         trigger = gr.Button()
 
     trigger.click(_api(api.chat), [sid, text, image, mask, seed, temperature, top_k, cfg, model], [out_text, out_image, out_info], api_name="chat", concurrency_limit=concurrency_limit, concurrency_id=concurrency_id, show_progress="hidden")
+    trigger.click(_api(api.image), [sid, turn_id], [out_image], api_name="image", show_progress="hidden", **light)
     trigger.click(_api(api.export_session), [sid], [out_file], api_name="export_session", show_progress="hidden", **light)
     trigger.click(_api(api.import_session), [archive], [out_sid], api_name="import_session", show_progress="hidden", **light)

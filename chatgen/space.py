@@ -100,8 +100,9 @@ SPACE_FILES = {"app.py": APP_PY, "README.md": README_MD, "requirements.txt": REQ
 
 
 # ---- the Space app --------------------------------------------------------------------------------
-def space_demo(model: str | Path | None = None, concurrency_limit: int = 1):
-    """The UI on `model` when that folder exists, else on the embedded default model.
+def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data_dir: str | Path | None = None):
+    """The UI on `model` when that folder exists, else on the embedded default model; `data_dir`
+    keeps the sessions across restarts (e.g. a Space's persistent storage, /data), as `chatgen ui --data-dir`.
 
     The model is loaded at start-up, before the ZeroGPU worker is forked (ZeroGPU needs that);
     `ModelSet` decorates its turn function for the GPU when it is made."""
@@ -115,7 +116,7 @@ def space_demo(model: str | Path | None = None, concurrency_limit: int = 1):
 
     path = Path(model) if model is not None and (Path(model) / "config.json").is_file() else default_model_path()
     device = "cuda" if (torch.cuda.is_available() or on_zero_gpu()) else None
-    return build_demo(ModelSet(Assistant(load_backend(path, device=device))), concurrency_limit=concurrency_limit)
+    return build_demo(ModelSet(Assistant(load_backend(path, device=device))), concurrency_limit=concurrency_limit, data_dir=data_dir)
 
 
 def launch_options() -> dict:

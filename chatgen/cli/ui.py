@@ -10,7 +10,7 @@ from ..errors import ChatgenError
 
 
 def add_parser(sub) -> None:
-    """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N]`."""
+    """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N] [--data-dir DIR]`."""
     p = sub.add_parser("ui", help="open the chat UI in the browser", description="Serve the chat UI (and its API) with Gradio.")
     p.add_argument("--model", metavar="PATH", action="append", help="model folder or Hub id (default: the embedded model); repeat to offer several models")
     p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
@@ -19,7 +19,8 @@ def add_parser(sub) -> None:
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--mcp", action="store_true", help="also serve the API endpoints as MCP tools (needs: pip install -e '.[mcp]')")
     p.add_argument("--concurrency", type=int, default=1, metavar="N", help="how many replies are generated at once (default 1); more requests wait in the queue")
-    p.add_argument("--api-sessions", type=int, default=256, metavar="N", help="how many API sessions the server keeps (least recently used dropped)")
+    p.add_argument("--api-sessions", type=int, default=256, metavar="N", help="how many API sessions the server keeps in memory (least recently used dropped)")
+    p.add_argument("--data-dir", metavar="DIR", help="save every session in DIR after each turn and restore them on restart (default: nothing is written)")
     p.set_defaults(func=cmd_ui)
 
 
@@ -52,6 +53,8 @@ def cmd_ui(args) -> int:
         raise ChatgenError(f"--port must be between 1 and 65535, got {args.port}")
     if args.mcp and importlib.util.find_spec("mcp") is None:
         raise ChatgenError("--mcp needs the MCP extra: pip install 'mcp>=1.21,<2' (or pip install -e '.[mcp]')")
-    demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions)
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        raise ChatgenError(f"--data-dir must be a folder, but {args.data_dir} is a file")
+    demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())
     return 0

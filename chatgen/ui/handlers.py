@@ -2,6 +2,10 @@
 
 Each handler takes a `UIState` and component values and returns (or, while generating,
 yields) one value per `VIEW` component, so tests call them without a browser or a server.
+
+With a `SessionFolder` (`--data-dir`) the tab's session is saved after every completed change
+(a reply appended, undo, import, ...; never while a reply streams) under the tab's session id,
+which the browser keeps (`gr.BrowserState`); `restore` (on page load) brings it back.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import gradio as gr
 from PIL import Image
 
 from ..assistant import Reply
+from ..autosave import SessionFolder, new_session_id
 from ..conversation import Message, Session, Turn
 from ..errors import ChatgenError
 from ..events import ImageDone, ImageRow, ImageStart, TextDelta
@@ -42,8 +47,32 @@ def _refuse_while_busy(state) -> bool:
 class ChatUI:
     """The UI's handlers as plain methods over a `UIState`."""
 
-    def __init__(self, models: ModelSet):
+    def __init__(self, models: ModelSet, saved: SessionFolder | None = None):
         self.models = ModelSet.of(models)  # the configured models
+        self.saved = saved  # where each tab's session is kept (None: nowhere)
+
+    # ---- saving and restoring (with a data folder) ---------------------------------------------
+    def restore(self, state, sid) -> tuple:
+        """On page load: the session the browser's id names, else a new id; the view, then the id to keep."""
+        state = self.state(state)
+        if self.saved is None:
+            return (*self.view(state), gr.skip())
+        try:
+            session = self.saved.load(sid)
+        except ChatgenError as e:  # a damaged file: say so, start afresh under a new id
+            gr.Warning(f"your saved conversation could not be restored: {e}")
+            session = None
+        if session is None:
+            sid = new_session_id()  # never adopt an id that names no saved session
+        else:
+            state.replace(session)
+        state.sid = sid
+        return (*self.view(state), sid)
+
+    def _save(self, state: UIState) -> None:
+        """Write the tab's session after a completed change (nothing without a data folder or an id)."""
+        if self.saved is not None and state.sid is not None:
+            self.saved.save(state.sid, state.session)
 
     # ---- rendering ---------------------------------------------------------------------------
     def state(self, state) -> UIState:
@@ -211,6 +240,7 @@ class ChatUI:
         # 4. Store the turn; clear the box, reset the mask canvas to the new image; after an edit, hint at Undo / Retry.
         edited = reply.image is not None and state.session.last_image() is not None
         state.session.append(reply.turn)
+        self._save(state)  # only a completed turn is ever written
         box_after = gr.update(interactive=True) if box is _KEEP else gr.update(value=None, interactive=True)
         yield self.view(state, progress=UNDO_HINT if edited else "", box=box_after, status=self.status(state, reply))
 
@@ -340,6 +370,7 @@ class ChatUI:
             gr.Warning(str(e))
             return self.view(state)
         state.replace(session)
+        self._save(state)
         gr.Info(f"imported {len(session.turns)} turns")
         return self.view(state)
 
@@ -354,5 +385,6 @@ class ChatUI:
             return self.view(state)
         if replace is not None:
             state.replace(replace)
+        self._save(state)
         return self.view(state)
 

@@ -7,17 +7,21 @@ on the right, for models of chatgen's world, the "What I can draw" card with exa
 of the current branch, a mask brush (closed at first), the sampling settings and session export /
 import. On a phone the columns stack in that order. Nothing takes focus on load: an autofocused
 box scrolled the page down. Each browser tab holds its own `UIState` in a
-`gr.State`; nothing is shared between visitors.
+`gr.State`; nothing is shared between visitors. With `data_dir` each session is saved there
+after every completed change, and the browser keeps its unguessable id (`gr.BrowserState`, in
+localStorage), so a reload or a server restart brings the conversation back.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
+from pathlib import Path
 
 import gradio as gr
 
 from ..api import ChatAPI, add_api
+from ..autosave import SessionFolder, browser_secret
 from ..models import ModelSet
 from ..params import GenerationParams
 from . import world_card
@@ -28,14 +32,15 @@ from .state import FILES_ROOT, UIState, delete_state_files
 CHAT_PLACEHOLDER = "**Start by asking for a drawing**, or click an example. You can also attach a picture to edit or ask about; edit an earlier message (pencil) to start a new branch."
 
 
-def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen", card: bool | None = None) -> gr.Blocks:
+def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen", card: bool | None = None, data_dir: str | Path | None = None) -> gr.Blocks:
     """The chat UI (and the API endpoints) over `models`: an Assistant, a dict name -> Assistant
     (or -> a loader returning one), or a ModelSet. `card`: show the "what I can draw" card and
-    its examples (default: when the default model is one of chatgen's world)."""
+    its examples (default: when the default model is one of chatgen's world). `data_dir`: keep
+    every session there (`ui/` and `api/`, one zip each), restored after a restart (None: nothing is written)."""
     models = ModelSet.of(models)
     if card is None:
         card = models.loaded() and world_card.is_world_model(models.get().backend.name)
-    ui = ChatUI(models)
+    ui = ChatUI(models, saved=SessionFolder(Path(data_dir) / "ui") if data_dir is not None else None)
     default = models.get(models.default).params if models.loaded() else GenerationParams()
     has_refiner = models.loaded() and models.get().refiner is not None
 
@@ -123,7 +128,10 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
         export_btn.click(ui.export, [state], [export_file], api_name="ui_export", **quick)
         import_btn.upload(ui.import_session, [state, import_btn], view, api_name="ui_import", **quick)
 
-        add_api(ChatAPI(models, folder=FILES_ROOT / f"api-{uuid.uuid4().hex[:8]}", capacity=api_sessions), concurrency_limit=concurrency_limit)
+        if ui.saved is not None:  # the browser keeps the tab's session id; on load the session comes back
+            browser_sid = gr.BrowserState(None, storage_key="chatgen-session-id", secret=browser_secret(data_dir))
+            demo.load(ui.restore, [state, browser_sid], [*view, browser_sid], api_visibility="private", show_progress="hidden")
+        add_api(ChatAPI(models, folder=FILES_ROOT / f"api-{uuid.uuid4().hex[:8]}", capacity=api_sessions, data_dir=data_dir), concurrency_limit=concurrency_limit)
     demo.queue(max_size=64)
     return demo
 

@@ -39,6 +39,7 @@ class UIState:
 
     def __init__(self, session: Session | None = None):
         self.session = session or Session()  # the branchable history
+        self.sid: str | None = None  # the id it is saved under with a data folder (set on page load)
         self.cancel = threading.Event()  # set by Stop; a fresh one per reply
         self.busy = False  # a reply is being generated
         self.msg_turns: list[int] = []  # chat message index -> index of its turn in the branch
@@ -50,7 +51,9 @@ class UIState:
         self._png_file = functools.lru_cache(maxsize=PNG_FILES_KEPT)(self._write_png)
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; events and locks cannot be
-        return UIState(copy.deepcopy(self.session, memo))
+        new = UIState(copy.deepcopy(self.session, memo))
+        new.sid = self.sid
+        return new
 
     @property
     def folder(self) -> Path:
