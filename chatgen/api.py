@@ -27,6 +27,7 @@ from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .text import clean_text
 from .images import read_image, save_png
+from .limits import Limits, TurnLimiter, check_upload_size
 from .models import ModelSet
 from .session_store import SessionStore
 
@@ -76,8 +77,10 @@ def _api(fn):
 class ChatAPI:
     """The endpoint functions; the methods are plain Python (tests call them directly)."""
 
-    def __init__(self, models: ModelSet, folder: str | Path | None = None, capacity: int = 256, data_dir: str | Path | None = None):
+    def __init__(self, models: ModelSet, folder: str | Path | None = None, capacity: int = 256, data_dir: str | Path | None = None, limits: Limits | None = None):
         self.models = ModelSet.of(models)  # the configured models
+        self.limits = limits or Limits()  # upload size and turns per minute (per session id)
+        self.turns = TurnLimiter(self.limits.turns_per_minute)  # turns started per session id
         self.folder = Path(folder or tempfile.mkdtemp(prefix="chatgen-api-"))  # reply PNGs and archives, one subfolder per session
         saved = SessionFolder(Path(data_dir) / "api") if data_dir is not None else None  # sessions on disk (None: in memory only)
         self.store = SessionStore(capacity, on_drop=lambda sid: shutil.rmtree(self.folder / sid, ignore_errors=True), saved=saved)  # sessions by id
@@ -105,9 +108,10 @@ class ChatAPI:
             model: which configured model answers; empty = the default.
         """
         session, lock = self.store.get(session_id)
-        upload = read_upload(image, "uploaded image") if image else None
-        painted = read_upload(mask, "mask", mask=True) if mask else None
+        upload = read_upload(image, "uploaded image", max_bytes=self.limits.max_upload_bytes) if image else None
+        painted = read_upload(mask, "mask", mask=True, max_bytes=self.limits.max_upload_bytes) if mask else None
         params = make_params(seed, temperature, top_k, cfg_scale)
+        self.turns.take(session_id)  # the visitor is the session id; a refusal changes nothing
         with lock:
             *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None)
             session.append(reply.turn)
@@ -213,13 +217,17 @@ class ChatAPI:
         """
         if not archive:
             raise ChatgenError("no archive given: upload a .zip written by export_session")
+        check_upload_size(archive, self.limits.max_upload_bytes, "the archive")
         return self.store.new(Session.read_zip(archive))
 
 
-def read_upload(path: str, what: str, mask: bool = False):
-    """An uploaded file through `read_image` (its errors name the file, not the server's temporary path)."""
+def read_upload(path: str, what: str, mask: bool = False, max_bytes: int | None = None):
+    """An uploaded file through `read_image` (its errors name the file, not the server's temporary path);
+    a file over `max_bytes` is refused before it is opened."""
     if not isinstance(path, (str, Path)):
         raise ChatgenError(f"{what} must be an uploaded file, got {type(path).__name__}")
+    if max_bytes is not None:
+        check_upload_size(path, max_bytes, what)
     return read_image(path, what, mask=mask)
 
 

@@ -10,7 +10,11 @@ from ..errors import ChatgenError
 
 
 def add_parser(sub) -> None:
-    """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N] [--data-dir DIR]`."""
+    """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N] [--data-dir DIR]
+    [--max-upload-bytes N] [--queue-size N] [--turns-per-minute N]`."""
+    from ..limits import Limits
+
+    limits = Limits()
     p = sub.add_parser("ui", help="open the chat UI in the browser", description="Serve the chat UI (and its API) with Gradio.")
     p.add_argument("--model", metavar="PATH", action="append", help="model folder or Hub id (default: the embedded model); repeat to offer several models")
     p.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
@@ -21,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--concurrency", type=int, default=1, metavar="N", help="how many replies are generated at once (default 1); more requests wait in the queue")
     p.add_argument("--api-sessions", type=int, default=256, metavar="N", help="how many API sessions the server keeps in memory (least recently used dropped)")
     p.add_argument("--data-dir", metavar="DIR", help="save every session in DIR after each turn and restore them on restart (default: nothing is written)")
+    p.add_argument("--max-upload-bytes", type=int, default=limits.max_upload_bytes, metavar="N", help=f"the largest file a visitor may upload, in bytes (default {limits.max_upload_bytes}); larger ones are refused unread")
+    p.add_argument("--queue-size", type=int, default=limits.queue_size, metavar="N", help=f"how many requests may wait in the queue (default {limits.queue_size}); one more is told to try again")
+    p.add_argument("--turns-per-minute", type=int, default=limits.turns_per_minute, metavar="N", help=f"how many turns one visitor (browser tab or API session) may start in any minute (default {limits.turns_per_minute}; 0 = no limit)")
     p.set_defaults(func=cmd_ui)
 
 
@@ -45,16 +52,21 @@ def model_set_from_paths(paths: list[str] | None, quantize: str | None = None):
 
 
 def cmd_ui(args) -> int:
+    from ..limits import Limits
     from ..ui import build_demo, launch_options
 
     if args.concurrency < 1:
         raise ChatgenError(f"--concurrency must be at least 1, got {args.concurrency}")
     if args.port is not None and not 0 < args.port < 65536:
         raise ChatgenError(f"--port must be between 1 and 65535, got {args.port}")
+    for flag, value, low in (("--max-upload-bytes", args.max_upload_bytes, 1), ("--queue-size", args.queue_size, 1), ("--turns-per-minute", args.turns_per_minute, 0)):
+        if value < low:
+            raise ChatgenError(f"{flag} must be at least {low}, got {value}")
+    limits = Limits(max_upload_bytes=args.max_upload_bytes, queue_size=args.queue_size, turns_per_minute=args.turns_per_minute)
     if args.mcp and importlib.util.find_spec("mcp") is None:
         raise ChatgenError("--mcp needs the MCP extra: pip install 'mcp>=1.21,<2' (or pip install -e '.[mcp]')")
     if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
         raise ChatgenError(f"--data-dir must be a folder, but {args.data_dir} is a file")
-    demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir)
+    demo = build_demo(model_set_from_paths(args.model, args.quantize), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir, limits=limits)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())
     return 0

@@ -23,6 +23,7 @@ from ..conversation import Message, Session, Turn
 from ..errors import ChatgenError
 from ..events import ImageDone, ImageRow, ImageStart, TextDelta
 from ..images import read_image
+from ..limits import Limits, TurnLimiter, check_upload_size
 from ..models import ModelSet
 from .inputs import edited_text, mask_from_editor, message_content, progress_html, read_box
 from .state import Settings, UIState
@@ -47,9 +48,11 @@ def _refuse_while_busy(state) -> bool:
 class ChatUI:
     """The UI's handlers as plain methods over a `UIState`."""
 
-    def __init__(self, models: ModelSet, saved: SessionFolder | None = None):
+    def __init__(self, models: ModelSet, saved: SessionFolder | None = None, limits: Limits | None = None):
         self.models = ModelSet.of(models)  # the configured models
         self.saved = saved  # where each tab's session is kept (None: nowhere)
+        self.limits = limits or Limits()  # upload size and turns per minute (per gradio session hash)
+        self.turns = TurnLimiter(self.limits.turns_per_minute)  # turns started per visitor
 
     # ---- saving and restoring (with a data folder) ---------------------------------------------
     def restore(self, state, sid) -> tuple:
@@ -159,9 +162,10 @@ class ChatUI:
         return {"background": path, "layers": [], "composite": path}
 
     # ---- one reply, streamed -----------------------------------------------------------------
-    def _reply(self, state: UIState, message: Message, settings: Settings, box, on_fail=None):
+    def _reply(self, state: UIState, message: Message, settings: Settings, box, on_fail=None, visitor: str | None = None):
         """Stream one turn into the view; on an error or Stop the session is put back as it was
-        and `box` (the message typed, None, or _KEEP) goes back into the message box."""
+        and `box` (the message typed, None, or _KEEP) goes back into the message box. `visitor`
+        (the gradio session hash; None: not limited) counts against the turns-per-minute limit."""
         def fail(msg: str | None, info: str | None = None):
             if on_fail is not None:
                 on_fail()
@@ -177,6 +181,7 @@ class ChatUI:
         # 1. Check everything before the conversation changes on screen (the stream checks at the call).
         state.cancel = threading.Event()
         try:
+            self.turns.take(visitor)
             turn = self.models.stream(state.session, message, settings.params(), state.cancel, model=settings.model, refine=bool(settings.refine))
         except ChatgenError as e:
             yield fail(str(e))
@@ -245,13 +250,15 @@ class ChatUI:
         yield self.view(state, progress=UNDO_HINT if edited else "", box=box_after, status=self.status(state, reply))
 
     # ---- events ------------------------------------------------------------------------------
-    def send(self, state, box, editor, *settings):
+    def send(self, state, box, editor, *settings, visitor: str | None = None):
         """Send the typed message (+ upload, + painted mask)."""
         state = self.state(state)
         try:
             text, files = read_box(box)
             if len(files) > 1:
                 raise ChatgenError("attach one image per message")
+            for f in files:
+                check_upload_size(f, self.limits.max_upload_bytes, "uploaded image")
             image = read_image(files[0], "uploaded image") if files else None
             mask, target = mask_from_editor(editor), image if image is not None else state.session.last_image()
             if mask is not None and target is not None:  # the canvas is square: back to the edited image's shape
@@ -261,18 +268,18 @@ class ChatUI:
             gr.Warning(str(e))
             yield self.view(state, editor=gr.skip())
             return
-        yield from self._reply(state, message, Settings(*settings), box)
+        yield from self._reply(state, message, Settings(*settings), box, visitor=visitor)
 
-    def example(self, text: str, state, *settings):
+    def example(self, text: str, state, *settings, visitor: str | None = None):
         """A clicked example prompt: sent as the next message (the box keeps what was typed)."""
-        yield from self._reply(self.state(state), Message(text=text), Settings(*settings), _KEEP)
+        yield from self._reply(self.state(state), Message(text=text), Settings(*settings), _KEEP, visitor=visitor)
 
     def stop(self, state) -> None:
         """Stop the reply being generated (nothing is stored)."""
         if isinstance(state, UIState):
             state.cancel.set()
 
-    def retry(self, state, *settings):
+    def retry(self, state, *settings, visitor: str | None = None):
         """Answer the last message again with a new seed; the old answer stays as a branch."""
         state = self.state(state)
         s = state.session
@@ -288,9 +295,9 @@ class ChatUI:
         settings.seed = -1  # a new seed
         if not settings.temperature:
             settings.temperature = RETRY_TEMPERATURE  # greedy would give the same answer again
-        yield from self._reply(state, Message(last.user_text, last.user_image, last.user_mask), settings, None, on_fail=s.redo)
+        yield from self._reply(state, Message(last.user_text, last.user_image, last.user_mask), settings, None, on_fail=s.redo, visitor=visitor)
 
-    def edit(self, state, index, text, *settings):
+    def edit(self, state, index, text, *settings, visitor: str | None = None):
         """Edit an earlier message: the conversation branches before it and continues with the new text."""
         state = self.state(state)
         s = state.session
@@ -310,7 +317,7 @@ class ChatUI:
         old, new_text = path[n], edited_text(text)
         old_head = s.head
         s.branch(n)
-        yield from self._reply(state, Message(new_text, old.user_image, old.user_mask), Settings(*settings), None, on_fail=lambda: s.checkout(old_head))
+        yield from self._reply(state, Message(new_text, old.user_image, old.user_mask), Settings(*settings), None, on_fail=lambda: s.checkout(old_head), visitor=visitor)
 
     def undo(self, state) -> tuple:
         return self._change(state, lambda s: s.undo())
@@ -365,6 +372,7 @@ class ChatUI:
             path = file.get("path") if isinstance(file, dict) else getattr(file, "name", file)
             if not path:
                 raise ChatgenError("no file was uploaded: choose a .zip exported from chatgen")
+            check_upload_size(path, self.limits.max_upload_bytes, "the session archive")
             session = Session.read_zip(path)
         except ChatgenError as e:
             gr.Warning(str(e))

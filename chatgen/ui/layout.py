@@ -9,7 +9,9 @@ import. On a phone the columns stack in that order. Nothing takes focus on load:
 box scrolled the page down. Each browser tab holds its own `UIState` in a
 `gr.State`; nothing is shared between visitors. With `data_dir` each session is saved there
 after every completed change, and the browser keeps its unguessable id (`gr.BrowserState`, in
-localStorage), so a reload or a server restart brings the conversation back.
+localStorage), so a reload or a server restart brings the conversation back. `limits` caps
+upload size, the queue and each visitor's turns per minute (a visitor: the tab's gradio session
+hash in the UI, the session id in the API); `concurrency_limit` is how many replies are generated at once.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import gradio as gr
 
 from ..api import ChatAPI, add_api
 from ..autosave import SessionFolder, browser_secret
+from ..limits import Limits
 from ..models import ModelSet
 from ..params import GenerationParams
 from . import world_card
@@ -32,15 +35,25 @@ from .state import FILES_ROOT, UIState, delete_state_files
 CHAT_PLACEHOLDER = "**Start by asking for a drawing**, or click an example. You can also attach a picture to edit or ask about; edit an earlier message (pencil) to start a new branch."
 
 
-def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen", card: bool | None = None, data_dir: str | Path | None = None) -> gr.Blocks:
+def _by_visitor(handler):
+    """A generating handler told who asks (the tab's gradio session hash), for the turns-per-minute limit."""
+    def with_visitor(request: gr.Request, *args):
+        yield from handler(*args, visitor=getattr(request, "session_hash", None))
+
+    return with_visitor
+
+
+def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, title: str = "chatgen", card: bool | None = None, data_dir: str | Path | None = None, limits: Limits | None = None) -> gr.Blocks:
     """The chat UI (and the API endpoints) over `models`: an Assistant, a dict name -> Assistant
     (or -> a loader returning one), or a ModelSet. `card`: show the "what I can draw" card and
     its examples (default: when the default model is one of chatgen's world). `data_dir`: keep
-    every session there (`ui/` and `api/`, one zip each), restored after a restart (None: nothing is written)."""
+    every session there (`ui/` and `api/`, one zip each), restored after a restart (None: nothing is written).
+    `limits`: upload size, queue size, turns per minute per visitor (default: `Limits()`)."""
     models = ModelSet.of(models)
+    limits = limits or Limits()
     if card is None:
         card = models.loaded() and world_card.is_world_model(models.get().backend.name)
-    ui = ChatUI(models, saved=SessionFolder(Path(data_dir) / "ui") if data_dir is not None else None)
+    ui = ChatUI(models, saved=SessionFolder(Path(data_dir) / "ui") if data_dir is not None else None, limits=limits)
     default = models.get(models.default).params if models.loaded() else GenerationParams()
     has_refiner = models.loaded() and models.get().refiner is not None
 
@@ -103,16 +116,16 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
         gen = dict(concurrency_limit=concurrency_limit, concurrency_id="generate", api_visibility="private", show_progress="hidden")
         quick = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
 
-        def on_edit(st, model_, seed_, temperature_, top_k_, cfg_, refine_, evt: gr.EditData):
-            yield from ui.edit(st, evt.index, evt.value, model_, seed_, temperature_, top_k_, cfg_, refine_)
+        def on_edit(request: gr.Request, st, model_, seed_, temperature_, top_k_, cfg_, refine_, evt: gr.EditData):
+            yield from ui.edit(st, evt.index, evt.value, model_, seed_, temperature_, top_k_, cfg_, refine_, visitor=getattr(request, "session_hash", None))
 
         def on_version(st, evt: gr.SelectData):
             return ui.select_version(st, evt.index)
 
-        box.submit(ui.send, [state, box, editor, *settings], view, api_name="ui_send", **gen)
+        box.submit(_by_visitor(ui.send), [state, box, editor, *settings], view, api_name="ui_send", **gen)
         chat.edit(on_edit, [state, *settings], view, api_name="ui_edit", **gen)
-        chat.retry(ui.retry, [state, *settings], view, api_name="ui_retry", **gen)
-        retry_btn.click(ui.retry, [state, *settings], view, api_name="ui_retry_button", **gen)
+        chat.retry(_by_visitor(ui.retry), [state, *settings], view, api_name="ui_retry", **gen)
+        retry_btn.click(_by_visitor(ui.retry), [state, *settings], view, api_name="ui_retry_button", **gen)
         stop_btn.click(ui.stop, [state], None, api_name="ui_stop", **quick)
         box.stop(ui.stop, [state], None, api_name="ui_stop_box", **quick)
         undo_btn.click(ui.undo, [state], view, api_name="ui_undo", **quick)
@@ -120,7 +133,7 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
         redo_btn.click(ui.redo, [state], view, api_name="ui_redo", **quick)
         new_btn.click(ui.new_chat, [state], view, api_name="ui_new", **quick)
         for i, (btn, text) in enumerate(example_btns):
-            btn.click(functools.partial(ui.example, text), [state, *settings], view, api_name=f"ui_example_{i}", **gen)
+            btn.click(_by_visitor(functools.partial(ui.example, text)), [state, *settings], view, api_name=f"ui_example_{i}", **gen)
         versions.select(on_version, [state], view, api_name="ui_version", **quick)
         branches.input(ui.checkout, [state, branches], view, api_name="ui_branch_pick", **quick)
         branch_btn.click(ui.branch_at, [state, branch_n], view, api_name="ui_branch_at", **quick)
@@ -131,7 +144,7 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
         if ui.saved is not None:  # the browser keeps the tab's session id; on load the session comes back
             browser_sid = gr.BrowserState(None, storage_key="chatgen-session-id", secret=browser_secret(data_dir))
             demo.load(ui.restore, [state, browser_sid], [*view, browser_sid], api_visibility="private", show_progress="hidden")
-        add_api(ChatAPI(models, folder=FILES_ROOT / f"api-{uuid.uuid4().hex[:8]}", capacity=api_sessions, data_dir=data_dir), concurrency_limit=concurrency_limit)
-    demo.queue(max_size=64)
+        add_api(ChatAPI(models, folder=FILES_ROOT / f"api-{uuid.uuid4().hex[:8]}", capacity=api_sessions, data_dir=data_dir, limits=limits), concurrency_limit=concurrency_limit)
+    demo.queue(max_size=limits.queue_size)  # beyond it gradio answers: the queue is full, please try again
     return demo
 
