@@ -80,6 +80,9 @@ def test_a_picture_from_outside_the_world_gets_one_sentence_and_the_chat_goes_on
         assert r.image is None and r.text.startswith("I can't read this picture")  # its speed is a bench-world figure
         v = default_assistant.backend.vocab
         assert not any(v.is_image(i) for i in r.turn.user_ids)  # its codes never enter the context
+    # ... nor does the turn at all: the next prompt is the one a new conversation gets
+    b = default_assistant.backend
+    assert b.prompt(s, Message("draw a dog on the grass")).ids == b.prompt(Session(), Message("draw a dog on the grass")).ids
     r = default_assistant.respond(s, "draw a dog on the grass", GREEDY)
     assert world.detect(r.image) == world.Scene("grass", (world.Obj("dog", 1, 1),))
     # a world picture, even resized, is read as usual

@@ -90,6 +90,8 @@ class Backend(ABC):
             raise ChatgenError(f"the message is too long for this model ({len(user)} tokens; the context holds {self.max_context})")
         history: list[int] = []
         for t in reversed(session.path()):
+            if not in_prompt(t):
+                continue
             ids = self.turn_ids(t)
             if len(history) + len(ids) > budget:
                 break
@@ -120,3 +122,11 @@ class Backend(ABC):
     @abstractmethod
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None) -> Iterator[Event]:
         """Generate a reply, yielding events; the last event is always `ReplyDone`."""
+
+
+def in_prompt(turn) -> bool:
+    """Whether a stored turn goes into the model's prompt: not the canned answer to an upload
+    the model cannot read (`Backend.unreadable`). Nothing of that picture is in the turn, and a
+    model never trained on such a turn drew noise on the next request ("draw a dog on the grass"
+    after one came out as four random things in bench-world's nonworld.followup)."""
+    return not (turn.params or {}).get("metadata", {}).get("unreadable_upload")
