@@ -141,7 +141,7 @@ def session_from_messages(messages: list[BaseMessage]) -> tuple[Session, Message
     for i in range(0, len(rest) - 1, 2):
         text, image = read_message(rest[i], f"message {n + i + 1} (human)")
         reply_text, reply_image_ = read_message(rest[i + 1], f"message {n + i + 2} (AI)")
-        turn = Turn(id=session.new_turn_id(), parent=session.head, user_text=clean_text(text, f"message {n + i + 1} (human)"), user_image=read_image(image) if image is not None else None, assistant_text=reply_text, assistant_image=read_image(reply_image_) if reply_image_ is not None else None)
+        turn = Turn(id=session.new_turn_id(), parent=session.head, user_text=clean_text(text, f"message {n + i + 1} (human)"), user_image=image, assistant_text=reply_text, assistant_image=reply_image_)  # images already read by decode_image_block
         stored = (rest[i + 1].response_metadata.get("chatgen") or {}).get("turn") or {}
         if stored.get("digest") == turn_digest(turn):
             turn.user_ids, turn.reply_ids, turn.token_model = list(stored["user_ids"]), list(stored["reply_ids"]), stored["token_model"]

@@ -13,8 +13,7 @@ from chatgen.world.scene import CLASSES, random_scene
 
 
 def _edit(meta: dict) -> Edit:
-    t = Obj.from_dict(meta["target"]) if meta.get("target") else None
-    return Edit(meta["kind"], t, meta.get("new_cls"), tuple(meta["to"]) if meta.get("to") else None, meta.get("background"))
+    return Edit.from_meta(meta)
 
 
 def test_dialogues_are_seeded_and_every_picture_follows_from_the_one_before():

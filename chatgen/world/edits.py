@@ -60,6 +60,12 @@ class Edit:
                 "new_cls": self.new_cls, "to": None if self.to is None else list(self.to),
                 "background": self.background}
 
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Edit":
+        """The edit back from `to_meta`'s facts."""
+        target = Obj.from_dict(meta["target"]) if meta.get("target") else None
+        return cls(meta["kind"], target, meta.get("new_cls"), tuple(meta["to"]) if meta.get("to") else None, meta.get("background"))
+
 
 def random_edit(rng: random.Random, scene: Scene, kind: str, target: Obj | None = None) -> tuple[Edit, bool]:
     """A random feasible edit of one kind, and whether the user names the place (add)."""

@@ -21,7 +21,7 @@ from chatgen.world.message_style import style
 from chatgen.world.people_talk import (
     make_turn, praise_turn, question_turn_people, terse_draw_turn, unknown_thing_turn, yesno_turn,
 )
-from chatgen.world.replies import NUMBERS, join, with_article
+from chatgen.world.replies import NUMBERS, join, object_phrase, with_article
 from chatgen.world.scene import (
     CATEGORIES, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, Obj, Scene, plural, random_scene,
 )
@@ -172,7 +172,7 @@ def quantifier_turn(rng: random.Random, scene: Scene) -> WorldTurn | None:
         more = " more" if scene.count(cls) and rng.random() < 0.5 else ""
         text = rng.choice(["add {m}", "put {m} in", "draw {m}", "add {m} please", "i want {m}", "{m} too", "and {m}",
                            "can you add {m}", "give me {m}", "add another {m}"]).format(m=many + more)
-        reply = "Done: added " + join([f"{with_article(o.cls)} {o.phrase}" for o in added]) + "."
+        reply = "Done: added " + join([object_phrase(o) for o in added]) + "."
         return make_turn(style(rng, text), reply, cur, "quantifier_edit", op="add", cls=cls, n=k)
     if what == "clear":
         text = rng.choice(["remove everything", "clear the picture", "delete everything", "get rid of everything",
@@ -298,32 +298,28 @@ _PEOPLE_WEIGHTS = {"pronoun_edit": 8, "multi_edit": 8, "quantifier_edit": 6, "re
 
 def people_turn(rng: random.Random, kind: str, scene: Scene, last: Obj | None) -> WorldTurn | None:
     """One turn of a `PEOPLE_KINDS` kind on `scene`, or None when it is not possible there."""
-    if kind == "pronoun_edit":
-        return pronoun_turn(rng, scene, last)
-    if kind == "multi_edit":
-        return multi_edit_turn(rng, scene)
-    if kind == "quantifier_edit":
-        return quantifier_turn(rng, scene)
-    if kind == "relative_edit":
-        return relative_turn(rng, scene)
-    if kind == "yesno":
-        return yesno_turn(rng, scene, last)
-    if kind == "question":
-        return question_turn_people(rng, scene)
-    if kind == "praise":
-        return praise_turn(rng)
-    if kind == "unknown_thing":
-        return unknown_thing_turn(rng, scene)
-    raise ValueError(f"kind={kind!r} is not one of {PEOPLE_KINDS}")
+    if kind not in _PEOPLE_MAKERS:
+        raise ValueError(f"kind={kind!r} is not one of {PEOPLE_KINDS}")
+    return _PEOPLE_MAKERS[kind](rng, scene, last)
+
+
+# Each kind's maker, called with (rng, scene, last).
+_PEOPLE_MAKERS = {
+    "pronoun_edit": pronoun_turn, "yesno": yesno_turn,
+    "multi_edit": lambda rng, scene, last: multi_edit_turn(rng, scene),
+    "quantifier_edit": lambda rng, scene, last: quantifier_turn(rng, scene),
+    "relative_edit": lambda rng, scene, last: relative_turn(rng, scene),
+    "question": lambda rng, scene, last: question_turn_people(rng, scene),
+    "praise": lambda rng, scene, last: praise_turn(rng),
+    "unknown_thing": lambda rng, scene, last: unknown_thing_turn(rng, scene),
+}
 
 
 def _last_after(turn: WorldTurn, scene: Scene | None, last: Obj | None) -> Obj | None:
     """What "it" means after `turn`: the object it touched or asked about, else what it meant before."""
     meta = turn.meta
     if "edit" in meta:
-        e = meta["edit"]
-        t = Obj.from_dict(e["target"]) if e.get("target") else None
-        edit = Edit(e["kind"], t, e.get("new_cls"), tuple(e["to"]) if e.get("to") else None, e.get("background"))
+        edit = Edit.from_meta(meta["edit"])
         return touched(edit) if edit.kind != "background" else last
     if turn.kind in ("multi_edit", "quantifier_edit"):
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 
-from chatgen.world.scene import BACKGROUNDS, CLASSES, plural
+from chatgen.world.scene import CLASSES, plural
 
 # Other words people use for each class (nicknames, diminutives, near synonyms the world draws the same).
 CLASS_WORDS: dict[str, tuple[str, ...]] = {

@@ -251,7 +251,7 @@ def say_question(rng: random.Random, kind: str, target: str | None, upload: bool
             forms += ["what is this", "what do you see here", "tell me what this image shows"]
         return rng.choice(forms)
     if kind == "ask_background":
-        forms = [f"what is the background", "what's the background", "where is this", "what's the setting",
+        forms = ["what is the background", "what's the background", "where is this", "what's the setting",
                  "which background is it", f"what background does {pic} have", f"what's the background of {img}",
                  "what is the scenery", "where are we"]
         return rng.choice(forms)
