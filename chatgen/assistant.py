@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -137,7 +136,7 @@ class Assistant:
         prompt = self.backend.prompt(session, message)
         if message.mask is not None:
             prompt.source_codes = self._source_codes(session, message)
-            prompt.keep = ~_mask_grid(message.mask, self.backend.vocab.grid_h, self.backend.vocab.grid_w)
+            prompt.keep = ~self.backend.edit_cells(message.mask)
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through.
         done: ReplyDone | None = None
@@ -221,8 +220,3 @@ class Assistant:
                 return b.vocab.ids_to_codes(spans[-1])
         return b.encode_image(getattr(turn, kind))
 
-
-def _mask_grid(mask: Image.Image, rows: int, cols: int) -> torch.Tensor:
-    """(rows, cols) bool: True where any painted pixel falls in that code cell."""
-    m = np.asarray(mask.convert("L").resize((cols * 8, rows * 8), Image.Resampling.BOX)) > 0  # (8R, 8C)
-    return torch.from_numpy(m.reshape(rows, 8, cols, 8).any(axis=(1, 3)))  # (R, C)

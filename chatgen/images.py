@@ -141,6 +141,34 @@ def check_mask_fits(mask: Image.Image, size: tuple[int, int]) -> None:
         raise ChatgenError(f"the mask is {mw}x{mh} but the image it edits is {iw}x{ih}; paint a mask of the image's shape")
 
 
+REGION_ROWS = ("top", "middle", "bottom")  # names of a 3x3 split's rows, top to bottom
+REGION_COLS = ("left", "center", "right")  # and of its columns, left to right
+
+
+def painted_cells(mask: Image.Image, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols) bool: True where any painted pixel falls in that cell."""
+    m = np.asarray(mask.convert("L").resize((cols * 8, rows * 8), Image.Resampling.BOX)) > 0  # (8R, 8C)
+    return m.reshape(rows, 8, cols, 8).any(axis=(1, 3))  # (R, C)
+
+
+def mask_regions(mask: Image.Image, min_share: float = 0.25) -> list[tuple[int, int]]:
+    """The cells of a 3x3 split of the picture that a mask paints, in reading order: every cell
+    at least `min_share` painted, else the one painted most (none for an empty mask). A person
+    paints roughly; a stroke over part of a thing still names the thing's cell."""
+    n = len(REGION_ROWS)
+    m = np.asarray(mask.convert("L").resize((n * 16, n * 16), Image.Resampling.BOX), dtype=np.float32) / 255.0  # (16n, 16n)
+    share = m.reshape(n, 16, n, 16).mean(axis=(1, 3))  # (n, n) painted share of each cell
+    if share.max() <= 0:
+        return []
+    cells = [(r, c) for r in range(n) for c in range(n) if share[r, c] >= min_share]
+    return cells or [tuple(int(i) for i in np.unravel_index(int(share.argmax()), share.shape))]
+
+
+def region_text(cells: list[tuple[int, int]]) -> str:
+    """Cells of a 3x3 split as words: [(0, 0), (1, 2)] -> "top left, middle right"."""
+    return ", ".join(f"{REGION_ROWS[r]} {REGION_COLS[c]}" for r, c in cells)
+
+
 def png_bytes(image: Image.Image, text: dict[str, str] | None = None) -> bytes:
     """Encode as PNG, with optional tEXt chunks (e.g. the generation parameters)."""
     info = PngImagePlugin.PngInfo()

@@ -18,6 +18,7 @@ from ..conversation import Message, Session
 from ..errors import ChatgenError
 from ..events import Event
 from ..generation import Prompt
+from ..images import painted_cells
 from ..image_tokenizer import ImageTokenizer
 from ..params import GenerationParams
 from ..vocab import JointVocab
@@ -40,6 +41,17 @@ class Backend(ABC):
         """(grid_h, grid_w) codes -> PIL image."""
         return self.image_tokenizer.decode(codes)
 
+    def edit_cells(self, mask: Image.Image) -> torch.Tensor:
+        """(grid_h, grid_w) bool: the codes a masked edit may change (True), every code cell the
+        mask paints; the others are locked to the edited image's codes while decoding."""
+        return torch.from_numpy(painted_cells(mask, self.vocab.grid_h, self.vocab.grid_w))
+
+    def mask_ids(self, mask: Image.Image) -> list[int]:
+        """The mask as prompt ids, after the user's text and upload. A model trained to read
+        masks says so here (`<mask>` and what is painted); by default the mask is only the
+        decoding lock of `edit_cells`, and the prompt leaves it out."""
+        return []
+
     def unreadable(self, image: Image.Image) -> str | None:
         """One sentence for the person when this model cannot read `image` (it is answered
         without generating, and its codes never enter the context); None when it can."""
@@ -56,11 +68,13 @@ class Backend(ABC):
 
     # ---- prompts -----------------------------------------------------------------------------
     def encode_user(self, message: Message) -> list[int]:
-        """`<user> text [<boi> codes <eoi>] <eot>`."""
+        """`<user> text [<boi> codes <eoi>] [mask ids] <eot>`."""
         v = self.vocab
         ids = [v.special("<user>"), *self.encode_text(message.text)]
         if message.image is not None:
             ids += v.codes_to_ids(self.encode_image(message.image))
+        if message.mask is not None:
+            ids += self.mask_ids(message.mask)
         return ids + [v.eot]
 
     def turn_ids(self, turn) -> list[int]:
@@ -70,7 +84,7 @@ class Backend(ABC):
         if turn.token_model == self.name and self.stored_ids_ok(turn):
             user, reply = turn.user_ids, turn.reply_ids
         else:
-            user = self.encode_user(Message(turn.user_text, turn.user_image))
+            user = self.encode_user(Message(turn.user_text, turn.user_image, turn.user_mask))
             reply = self.encode_text(turn.assistant_text)
             if turn.assistant_image is not None:
                 reply += v.codes_to_ids(self.encode_image(turn.assistant_image))
@@ -96,8 +110,8 @@ class Backend(ABC):
             if len(history) + len(ids) > budget:
                 break
             history = ids + history
-        # The unconditional prompt keeps the history (and any upload) but drops the request text.
-        uncond_user = self.encode_user(Message("", message.image))
+        # The unconditional prompt keeps the history (and any upload and mask) but drops the request text.
+        uncond_user = self.encode_user(Message("", message.image, message.mask))
         start = [v.special("<assistant>")]
         return Prompt(ids=head + history + user + start, user_ids=user, uncond_ids=head + history + uncond_user + start)
 

@@ -28,6 +28,7 @@ from ..errors import ChatgenError
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..image_tokenizer import VQImageTokenizer
+from ..images import mask_regions, region_text
 from ..params import GenerationParams
 from ..prompts import render_prompt
 from ..vocab import JointVocab
@@ -51,14 +52,15 @@ class NativeConfig:
     model_name: str = "chatgen"  # shown in the UI and in PNG metadata
     max_upload_error: float = 0.05  # an upload whose VQ round trip differs more (mean L1, 0..1) is not read (0 = read everything)
     unreadable_reply: str = field(default_factory=lambda: render_prompt(UNREADABLE_PROMPT))  # what the assistant says about such an upload
+    mask_regions: bool = False  # the model was trained to read masks: the prompt names the painted cells of a 3x3 split (`<mask> top left`), and a masked edit may change those whole cells
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "max_upload_error": self.max_upload_error, "unreadable_reply": self.unreadable_reply, "extra": self.extra}
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "max_upload_error": self.max_upload_error, "unreadable_reply": self.unreadable_reply, "mask_regions": self.mask_regions, "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d["unreadable_reply"] if "unreadable_reply" in d else render_prompt(UNREADABLE_PROMPT), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d["unreadable_reply"] if "unreadable_reply" in d else render_prompt(UNREADABLE_PROMPT), mask_regions=bool(d.get("mask_regions", False)), extra=d.get("extra", {}))
 
     def image_tokenizer(self, vq) -> VQImageTokenizer:
         """The image tokenizer these settings describe, over the VQ model `vq`."""
@@ -135,6 +137,25 @@ class NativeBackend(Backend):
 
     def decode_text(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if self.vocab.is_text(i)])
+
+    def mask_ids(self, mask: Image.Image) -> list[int]:
+        """`<mask>` and the painted cells of a 3x3 split in words ("top left, middle center"),
+        for a model trained with masks (`config.mask_regions`); nothing for one that was not."""
+        if not self.config.mask_regions:
+            return []
+        return [self.vocab.special("<mask>"), *self.encode_text(region_text(mask_regions(mask)))]
+
+    def edit_cells(self, mask: Image.Image) -> torch.Tensor:
+        """With `config.mask_regions`, the whole 3x3 cells the prompt names may change (a stroke
+        over part of a thing frees all of it, so the lock never leaves a quarter of a balloon);
+        otherwise the painted code cells."""
+        v = self.vocab
+        if not self.config.mask_regions or v.grid_h % 3 or v.grid_w % 3:
+            return super().edit_cells(mask)
+        cells = torch.zeros(3, 3, dtype=torch.bool)  # (3, 3)
+        for r, c in mask_regions(mask):
+            cells[r, c] = True
+        return cells.repeat_interleave(v.grid_h // 3, 0).repeat_interleave(v.grid_w // 3, 1)  # (grid_h, grid_w)
 
     def unreadable(self, image: Image.Image) -> str | None:
         limit = self.config.max_upload_error

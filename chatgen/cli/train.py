@@ -10,9 +10,9 @@ from .common import comma_list
 
 def _focus(kinds_text: str, share: float, kinds_flag: str, share_flag: str) -> tuple[str, ...]:
     """Turn kinds from `KIND,...` text, checked, and a checked share of the data for them."""
-    from ..world import KINDS, PEOPLE_KINDS
+    from ..world import KINDS, MASK_KINDS, PEOPLE_KINDS
 
-    kinds = KINDS + PEOPLE_KINDS
+    kinds = KINDS + PEOPLE_KINDS + MASK_KINDS
     focus = comma_list(kinds_text)
     bad = [k for k in focus if k not in kinds]
     if bad:
@@ -103,7 +103,7 @@ def cmd_train(args) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..world import KINDS, PEOPLE_KINDS
+    from ..world import KINDS, MASK_KINDS, PEOPLE_KINDS
 
     p = sub.add_parser("train", help="train the embedded model from scratch", description="Train the tokenizer, the tile VQ-VAE and the language model on the synthetic world and write a native checkpoint. Uses a CUDA GPU when one is present. A run folder keeps every stage, so an interrupted run resumes.")
     p.add_argument("--out", required=True, help="the checkpoint folder to write")
@@ -115,7 +115,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, help="data sampling seed (default 0; held-out seeds start at 10,000,000)")
     p.add_argument("--restart", action="append", metavar="MINUTES[:KIND,...[@SHARE]][/LR]", help="after the first run, train the language model further with a warm restart of the schedule (peak lr LR, default 8e-4) for MINUTES, optionally focused on turn kinds (SHARE of the data, default 0.5), e.g. 15:ask_is_there@1.0 or 24:clarify@0.7/5e-4; repeatable")
     p.add_argument("--focus-share", type=float, default=0.5, metavar="P", help="the share of training samples that are focused turns (default 0.5)")
-    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS + PEOPLE_KINDS))
+    p.add_argument("--focus", metavar="KIND,...", help="sample these turn kinds more often (--focus-share of the data: single turns, question kinds as a drawing and 1-4 questions about it), e.g. ask_count,ask_is_there,clarify; with --restart only the last restart does; kinds: " + ", ".join(KINDS + PEOPLE_KINDS + MASK_KINDS))
     p.add_argument("--people-share", type=float, default=0.0, metavar="P", help="rewrite this share of the dialogues as people type (other words for things, typos in class names, chatty wrappers) and add questions after edits to the mixture (default 0)")
     p.add_argument("--init-from", metavar="FOLDER", help="continue from this native checkpoint: keep its tokenizer and VQ-VAE, train its language model further")
     p.add_argument("--layers", type=int, help="transformer blocks of a new language model (default 6)")

@@ -27,6 +27,9 @@ Trust (issue 15's targets in brackets):
   people.KIND  "make it a cat", two edits in one message, "remove all the dogs", "add a bird
                above the house", "is the dog on the left?", praise, an unknown thing
                (`world.PEOPLE_KINDS`, n/8 each): the expected picture or canonical answer
+  masked       an edit with a painted mask (n/4): "make the cat a dog" edits the painted cat of
+               two, "add a balloon" goes in the painted place, "remove this"; nothing fitting
+               the painted part gets a sentence and no picture (`world.masked_turns`) [>= 90%]
 
 Single edits and questions start from the correct previous picture (the setup turn is put in
 the session as if the model had drawn it), so they measure that turn alone; chains run on the
@@ -253,6 +256,41 @@ def _people(assistant, n, seed, params, tally) -> None:
             tally.add(f"people.{kind}", ok, turn.user, why)
 
 
+def painted_mask(rng: random.Random, slots) -> Image.Image:
+    """A mask as a person paints it over `slots`: a rectangle over 55-100% of each slot's area,
+    off centre, that may spill a few pixels over the slot's edge."""
+    from PIL import ImageDraw
+
+    mask = Image.new("L", (world.CANVAS_PX, world.CANVAS_PX), 0)
+    draw = ImageDraw.Draw(mask)
+    for r, c in slots:
+        w, h = (round(world.SLOT_PX * rng.uniform(0.75, 1.0)) for _ in range(2))
+        x = c * world.SLOT_PX + rng.randint(-3, world.SLOT_PX - w + 3)
+        y = r * world.SLOT_PX + rng.randint(-3, world.SLOT_PX - h + 3)
+        draw.rectangle((x, y, x + w - 1, y + h - 1), fill=255)
+    return mask
+
+
+def _masked(assistant, n, seed, params, tally) -> None:
+    """Masked edits (n/4): a drawing, then an edit with a painted mask (the painted thing or
+    place; honest replies when nothing fits): the expected picture, or the canonical answer."""
+    for i in range(max(1, n // 4)):
+        rng = random.Random(seed + 10_000_000 + i)
+        d = world.generate_masked_turn(rng)
+        turn = d.turns[-1]
+        msg = Message(turn.user.strip(), mask=painted_mask(rng, turn.mask))
+        t0 = time.perf_counter()
+        reply = assistant.respond(_session_after(d.turns[:-1]), msg, params)
+        if reply.image is not None:
+            tally.latency.append(time.perf_counter() - t0)
+        if turn.reply_scene is not None:
+            ok, why = _scene_check(reply, turn.reply_scene)
+        else:
+            ok = reply.image is None and _plain_words(reply.text) == _plain_words(turn.reply_text)
+            why = f"expected {turn.reply_text!r} got {reply.text!r}"
+        tally.add("masked", ok, f"{turn.user} [painted {world.slot_name(*turn.mask[0])}]", why)
+
+
 def nonworld_image(seed: int) -> Image.Image:
     """An 800x600 picture from outside the world: noise, a gradient, blurred blobs or a flat colour."""
     from PIL import ImageDraw, ImageFilter
@@ -293,7 +331,7 @@ def _nonworld(assistant, n, seed, params, tally) -> None:
 _SECTION_RUNS = {
     "draw": _draw, "edit": _edit, "chain3": _chain3, "ask": _ask, "clarify": _clarify, "out_of_world": _out_of_world,
     "honesty": _honesty, "ask_after_edits": _ask_after_edits, "chain10": _chain10, "nonworld": _nonworld,
-    "people": _people,
+    "people": _people, "masked": _masked,
 }
 SECTIONS: tuple[str, ...] = tuple(_SECTION_RUNS)
 

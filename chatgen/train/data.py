@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from .. import world
 from ..image_tokenizer import VQImageTokenizer
+from ..images import region_text
 from ..vocab import JointVocab
 from ..world.people_words import people_text
 from .vq import render_tiles
@@ -40,7 +41,7 @@ def sample_dialogue(rng: random.Random, focus: tuple[str, ...] = (), share: floa
     a drawing, 1 to 5 edits and 1 to 3 questions about the edited picture join the mixture, and
     (60% of `people` of the samples) dialogues in the language of a conversation under way
     (`world.people_turns`: "it", several edits in one message, all/both, relative places, yes/no
-    questions) and long edit chains (6 to 10 edits; they need `max_len` 1024 to be kept). `focus` may name those kinds too (`world.PEOPLE_KINDS`)."""
+    questions), masked edits (8% of the rest: `world.masked_turns`) and long edit chains (6 to 10 edits; they need `max_len` 1024 to be kept). `focus` may name those kinds too (`world.PEOPLE_KINDS`)."""
     dialogue = _sample_kind_mixture(rng, focus, share, people)
     if people and rng.random() < people:
         words = random.Random(rng.random())  # its own stream: the mixture's stays as it is
@@ -53,6 +54,8 @@ def _sample_kind_mixture(rng: random.Random, focus: tuple[str, ...], share: floa
         kind = rng.choice(focus)
         if kind in world.PEOPLE_KINDS:
             return world.generate_people_dialogue(rng, kinds=(kind,))
+        if kind in world.MASK_KINDS:
+            return world.generate_masked_dialogue(rng)
         if kind == "clarify" and rng.random() < 0.5:
             return world.generate_unambiguous_edit(rng)
         if kind in world.ASK_KINDS:
@@ -61,6 +64,8 @@ def _sample_kind_mixture(rng: random.Random, focus: tuple[str, ...], share: floa
         return world.generate_turn_of_kind(rng, kind)
     if people and rng.random() < 0.6 * people:
         return world.generate_people_dialogue(rng)
+    if people and rng.random() < 0.08:
+        return world.generate_masked_dialogue(rng)
     if people and rng.random() < 0.08:
         return world.generate_edit_chain(rng, n_edits=rng.randint(6, 10), allow_clarify=rng.random() < 0.3)
     if people and rng.random() < 0.15:
@@ -134,6 +139,8 @@ class DialogueEncoder:
             user = [v.special("<user>"), *self.text(turn.user)]
             if turn.upload is not None:
                 user += v.codes_to_ids(self.codebook.codes(turn.upload))
+            if turn.mask is not None:  # as `NativeBackend.mask_ids` writes a painted mask
+                user += [v.special("<mask>"), *self.text(region_text(list(turn.mask)))]
             add(user + [v.eot, v.special("<assistant>")], False)
             reply = self.text(turn.reply_text)
             if turn.reply_scene is not None:

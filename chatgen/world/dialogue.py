@@ -54,15 +54,20 @@ class WorldTurn:
     reply_scene: Scene | None  # the scene the assistant's image must show; None for a text-only reply
     kind: str  # one of KINDS
     meta: dict = field(default_factory=dict)  # JSON-friendly facts: the edit, the question, the answer
+    mask: tuple[tuple[int, int], ...] | None = None  # slots the user painted over the latest image (`masked_turns.py`), or None
 
     def to_dict(self) -> dict:
-        return {"user": self.user, "upload": _scene_to_dict(self.upload), "reply_text": self.reply_text,
-                "reply_scene": _scene_to_dict(self.reply_scene), "kind": self.kind, "meta": self.meta}
+        d = {"user": self.user, "upload": _scene_to_dict(self.upload), "reply_text": self.reply_text,
+             "reply_scene": _scene_to_dict(self.reply_scene), "kind": self.kind, "meta": self.meta}
+        if self.mask is not None:
+            d["mask"] = [list(s) for s in self.mask]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "WorldTurn":
         return cls(d["user"], _scene_from_dict(d.get("upload")), d["reply_text"],
-                   _scene_from_dict(d.get("reply_scene")), d["kind"], dict(d.get("meta", {})))
+                   _scene_from_dict(d.get("reply_scene")), d["kind"], dict(d.get("meta", {})),
+                   tuple(tuple(s) for s in d["mask"]) if d.get("mask") is not None else None)
 
 
 @dataclass

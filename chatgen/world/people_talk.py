@@ -157,9 +157,37 @@ def praise_turn(rng: random.Random) -> WorldTurn:
     return make_turn(style(rng, rng.choice(PRAISE_WORDINGS)), PRAISE_REPLY, None, "praise")
 
 
+_SYLLABLES = ("ba", "blo", "da", "fen", "gar", "glim", "ko", "lu", "mar", "nop", "pim", "quo", "ra", "snu", "tef",
+              "vo", "wib", "zan", "zor", "ki", "mo", "trel", "dax", "yun", "esh", "ol", "ul", "ink", "rop", "fli")
+
+
+def _distance(a: str, b: str) -> int:
+    """Levenshtein distance (short words only)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
+
+
+def made_up_word(rng: random.Random) -> str:
+    """A word nobody has a picture for ("glimzor", "tefoldax"), at least 3 edits from every
+    class name and other word for one, so it is never read as a typo of a thing the world has:
+    a refusal trained on these learns to copy the name it was given, not to recall a list."""
+    from chatgen.world.people_words import CLASS_WORDS
+
+    known = [w for c in CLASSES for w in (c, *CLASS_WORDS[c])] + list(BACKGROUNDS)
+    while True:
+        word = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 3)))
+        if len(word) >= 4 and all(_distance(word, k) >= 3 for k in known):
+            return word
+
+
 def unknown_thing_turn(rng: random.Random, scene: Scene) -> WorldTurn:
-    """A drawing, an add or a replace with a thing the world does not have: the refusal names it."""
-    name = rng.choice(UNKNOWN_THINGS)
+    """A drawing, an add or a replace with a thing the world does not have: the refusal names
+    it. Half the names are made up (`made_up_word`)."""
+    name = rng.choice(UNKNOWN_THINGS) if rng.random() < 0.5 else made_up_word(rng)
     request = rng.choice(["draw", "add", "replace"] if scene.objects else ["draw", "add"])
     ref = say_ref(rng, rng.choice(scene.objects), False) if request == "replace" else None
     text = say_out_of_world(rng, name, request, ref=ref)
