@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..errors import ChatgenError
-from . import bench_world, chat, eval, generate, space, train, ui
+from . import bench, bench_world, chat, eval, generate, space, train, ui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_parser(sub)
     train.add_parser(sub)
     bench_world.add_parser(sub)
+    bench.add_parser(sub)
     ui.add_parser(sub)
     space.add_parser(sub)
     eval.add_parser(sub)

@@ -92,7 +92,7 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
                 versions = gr.Gallery(show_label=False, columns=None, height="auto", allow_preview=False, fit_columns=False, object_fit="contain", buttons=[], elem_id="cg-versions")
                 with gr.Accordion("Mask: edit only a region", open=False, elem_id="cg-mask") as mask_panel:
                     editor = gr.ImageEditor(show_label=False, type="pil", image_mode="RGBA", sources=[], transforms=[], layers=False, brush=gr.Brush(colors=[("#ff2d55", 0.6)], default_color=("#ff2d55", 0.6), color_mode="fixed", default_size=24), eraser=gr.Eraser(default_size=24), height=360, canvas_size=(EDITOR_SIZE, EDITOR_SIZE), fixed_canvas=True, elem_id="cg-editor")
-                    gr.Markdown("Paint the area the next edit may change; leave it unpainted to let the edit change the whole picture. The paint is cleared after each reply.")
+                    gr.Markdown("Paint the thing or the place the next edit is about, then say what to do (*make this a cat*, *add a balloon here*): nothing outside the paint changes. Unpainted, an edit may change the whole picture. The paint is cleared after each reply.")
                 with gr.Accordion("Settings", open=False, elem_id="cg-settings"):
                     model = gr.Dropdown(models.names, value=models.default, label="Model", interactive=len(models.names) > 1)
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1 = random each turn)", minimum=-1, elem_id="cg-seed")
