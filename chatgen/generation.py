@@ -1,8 +1,11 @@
 """Streaming generation over a `transformers` causal LM with the joint vocabulary.
 
-`generate` runs in a worker thread and hands each new token to a streamer; the caller's thread
-turns tokens into events (text deltas, finished image rows with previews, the finished image).
-A stopping criterion watches a `threading.Event`, so a cancel stops within one token step.
+`decode_loop` (a plain loop: one forward step per token, the vocabulary rules as transformers
+logits processors, then the stock warpers) runs in a worker thread and hands each new token to
+a queue; the caller's thread turns tokens into events (text deltas, finished image rows with
+previews, the finished image). The loop checks a `threading.Event` after every token, so a
+cancel stops within one token step. Stock `generate` gives the same tokens (a test checks it);
+its per-step bookkeeping cost about a millisecond a token on the embedded model.
 
 `PrefixCachePool` keeps the key/value caches of the last few conversations: the next turn of a
 conversation shares its whole history with the previous turn's prompt + reply, so only the new
@@ -19,8 +22,10 @@ from typing import Callable, Iterator
 
 import torch
 from PIL import Image
-from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
+from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
+from transformers.generation.logits_process import (
+    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+)
 
 from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
 from .params import GenerationParams
@@ -72,30 +77,49 @@ class PrefixCachePool:
         self.entries.clear()
 
 
-class _Cancelled(StoppingCriteria):
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+PREVIEW_EVERY_S = 0.2  # the least time between two preview decodes of one image
 
 
-class _QueueStreamer(BaseStreamer):
-    """Hands generated token ids to the consuming thread (the prompt itself is skipped)."""
+def _sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
+    """The stock warpers `generate` would add for `config`, in its order (repetition penalty,
+    then temperature, top-k, top-p); empty for greedy decoding."""
+    out = LogitsProcessorList()
+    if config.repetition_penalty not in (None, 1.0):
+        out.append(RepetitionPenaltyLogitsProcessor(config.repetition_penalty))
+    if config.do_sample:
+        if config.temperature not in (None, 1.0):
+            out.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k:
+            out.append(TopKLogitsWarper(config.top_k))
+        if config.top_p is not None and config.top_p < 1.0:
+            out.append(TopPLogitsWarper(config.top_p))
+    return out
 
-    def __init__(self):
-        self.q: queue.Queue = queue.Queue()
-        self.seen_prompt = False
 
-    def put(self, value):
-        if not self.seen_prompt:
-            self.seen_prompt = True
-            return
-        for t in value.reshape(-1).tolist():
-            self.q.put(("token", t))
+@torch.no_grad()
+def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: LogitsProcessorList, warpers: LogitsProcessorList,
+                sample: bool, max_new_tokens: int, eos: int, cancel: threading.Event, put: Callable[[int], None]) -> tuple[list[int], DynamicCache]:
+    """The plain decode loop: one forward step per token, the vocabulary rules, then greedy or
+    sampled (`sample`) choice; each token goes to `put` as soon as it is chosen. The same tokens as stock
+    `generate` with these processors (checked in the tests), without its per-step bookkeeping.
 
-    def end(self):
-        self.q.put(("end", None))
+    `cache` already holds the first `reused` tokens of `ids`. Returns the whole sequence and the
+    cache (which holds every token but the last)."""
+    seq = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
+    # 1. Prefill: only the tokens the cache does not hold yet.
+    logits = model(input_ids=seq[:, reused:], attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
+    for step in range(max_new_tokens):
+        # 2. Rules (guidance, edit lock, image spans), then the sampling warpers, then the choice.
+        scores = warpers(seq, rules(seq, logits))
+        tok = torch.multinomial(torch.softmax(scores, dim=-1), 1) if sample else scores.argmax(dim=-1, keepdim=True)  # (1, 1)
+        seq = torch.cat([seq, tok], dim=1)  # (1, T+1)
+        t = int(tok)
+        put(t)
+        if t == eos or cancel.is_set() or step == max_new_tokens - 1:
+            break
+        # 3. One forward step for the chosen token.
+        logits = model(input_ids=tok, attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
+    return seq[0].tolist(), cache
 
 
 def stream_reply(
@@ -126,7 +150,8 @@ def stream_reply(
     processors.append(ImageSpanConstraint(span, params.max_new_tokens, max_text_tokens=params.max_text_tokens))
     config = params.generation_config(getattr(model, "generation_config", None), eos_token_id=vocab.eot, pad_token_id=vocab.pad)
 
-    streamer = _QueueStreamer()
+    warpers = _sampling_processors(config)
+    tokens: queue.Queue = queue.Queue()  # ("token", id) ... then ("end", None), from the worker
     result: dict = {}
 
     def work():
@@ -135,24 +160,17 @@ def stream_reply(
                 # 3. Reuse the longest cached prefix of this conversation.
                 cache, reused = pool.take(prompt.ids) if pool is not None else (None, 0)
                 result["reused"] = reused
-                input_ids = torch.tensor([prompt.ids], dtype=torch.long, device=model.device)  # (1, T)
                 torch.manual_seed(seed)
-                out = model.generate(
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    cache=cache if cache is not None else DynamicCache(),
-                    generation_config=config,
-                    logits_processor=processors,
-                    stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
-                    streamer=streamer,
-                )
-                if pool is not None and out.cache is not None:
-                    pool.put(out.sequences[0].tolist(), out.cache)
+                seq, cache = decode_loop(model, prompt.ids, cache if cache is not None else DynamicCache(), reused, processors, warpers,
+                                         bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, lambda t: tokens.put(("token", t)))
+                if pool is not None:
+                    pool.put(seq, cache)
             except BaseException as e:  # surfaced in the consuming thread
                 result["error"] = e
-                streamer.end()
+            finally:
+                tokens.put(("end", None))
 
-    # 4. Run generate in a worker; turn its tokens into events here.
+    # 4. Run the loop in a worker; turn its tokens into events here.
     t0 = time.perf_counter()
     worker = threading.Thread(target=work, name="chatgen-generate", daemon=True)
     worker.start()
@@ -163,10 +181,11 @@ def stream_reply(
     inside = False
     image = None
     first_token_s = None
+    last_preview = 0.0  # when the last preview was decoded (they cost a VQ decode: one per PREVIEW_EVERY_S at most)
     finished = False
     try:
         while True:
-            kind, tok = streamer.q.get()
+            kind, tok = tokens.get()
             if kind == "end":
                 finished = True
                 break
@@ -182,10 +201,15 @@ def stream_reply(
                 image = decode_image(grid)
                 yield ImageDone(image=image, codes=grid)
             elif inside:
+                if not vocab.is_image(tok):
+                    continue  # a fixed token of the family's span layout (Emu3's end-of-row), not a code
                 codes.append(tok)
                 if len(codes) % vocab.grid_w == 0:
                     row = len(codes) // vocab.grid_w - 1
-                    preview = _preview(codes, vocab, decode_image) if params.previews and len(codes) < vocab.image_tokens else None
+                    due = params.previews and len(codes) < vocab.image_tokens and time.perf_counter() - last_preview >= PREVIEW_EVERY_S
+                    preview = _preview(codes, vocab, decode_image) if due else None
+                    if preview is not None:
+                        last_preview = time.perf_counter()
                     yield ImageRow(row=row, rows=vocab.grid_h, preview=preview)
             elif vocab.is_text(tok):
                 text_ids.append(tok)

@@ -15,7 +15,7 @@ class GenerationParams:
 
     seed: int | None = None  # RNG seed; None picks one (and the reply records it)
     temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # keep the k most likely tokens (0 = off)
+    top_k: int = 50  # keep the k most likely tokens (0 = off); 50 is what transformers' generate always applied when it was left unset
     top_p: float = 1.0  # nucleus sampling mass (1 = off)
     cfg_scale: float = 1.0  # classifier-free guidance inside image spans (1 = off)
     max_new_tokens: int = 512  # reply length cap, image codes included
@@ -46,6 +46,6 @@ class GenerationParams:
     def generation_config(self, base: GenerationConfig | None, eos_token_id: int, pad_token_id: int) -> GenerationConfig:
         """The checkpoint's own generation config (`generation_config.json`) with these settings on top."""
         config = GenerationConfig.from_dict(base.to_dict()) if base is not None else GenerationConfig()
-        sampling = {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k or None, "top_p": self.top_p} if self.temperature > 0 else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+        sampling = {"do_sample": True, "temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p} if self.temperature > 0 else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
         config.update(max_new_tokens=self.max_new_tokens, eos_token_id=eos_token_id, pad_token_id=pad_token_id, return_dict_in_generate=True, **sampling)
         return config

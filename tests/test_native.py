@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from chatgen.assistant import Assistant
+from chatgen.generation import PREVIEW_EVERY_S
 from chatgen.events import ImageDone, ImageRow, ImageStart, ReplyDone
 from chatgen.params import GenerationParams
 from chatgen.backends.native import NativeBackend
@@ -83,8 +84,21 @@ def test_events_stream_rows_with_previews(backend):
     rows = [e for e in events if isinstance(e, ImageRow)]
     assert ImageStart in kinds and kinds[-1] is ReplyDone
     assert [r.row for r in rows] == list(range(backend.vocab.grid_h))
-    assert all(r.preview is not None and r.preview.size == (32, 32) for r in rows[:-1])
+    assert rows[0].preview is not None  # the first row shows at once; later ones at most every PREVIEW_EVERY_S
+    assert all(r.preview.size == (32, 32) for r in rows if r.preview is not None)
+    assert rows[-1].preview is None  # the finished image follows right away
     assert kinds.index(ImageDone) > kinds.index(ImageStart)
+
+
+def test_a_slow_model_previews_every_row(tiny_dir):
+    b = NativeBackend.from_pretrained(tiny_dir)
+    b.lm.register_forward_hook(lambda module, args, output: time.sleep(PREVIEW_EVERY_S / b.vocab.grid_w + 0.01))
+    prompt = b.prompt(Session(), Message("draw a dog"))
+    for seed in range(10):
+        rows = [e for e in b.stream(prompt, GenerationParams(seed=seed, max_new_tokens=40)) if isinstance(e, ImageRow)]
+        if rows:
+            break
+    assert rows and all(r.preview is not None for r in rows[:-1])
 
 
 def test_cancel_from_another_thread_stops_within_one_step(tiny_dir):
