@@ -96,30 +96,186 @@ def _sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
     return out
 
 
+@dataclass
+class JacobiSpan:
+    """Speculative Jacobi decoding of one image span (Teng et al., arXiv 2410.01699), training-free.
+
+    Each forward pass reads the pending token and up to `window` draft codes after it; the model's
+    prediction at every position then verifies the drafts in order:
+
+    1. greedy: a draft is kept while it equals the argmax there; at the first mismatch the
+       argmax is taken instead (so every pass yields at least one code, and the codes are those
+       of plain greedy decoding); if all drafts hold, the prediction after the last one is a
+       bonus code;
+    2. sampled: a draft x drawn from q is kept with probability min(1, p(x) / q(x)); at the first
+       rejection a code is drawn from max(0, p - q) renormalised (speculative sampling: the
+       codes keep the model's distribution); a draft that was a guess (not drawn) has q = 1 at x;
+    3. the cache keeps the kept drafts and drops the rest; the predictions made past the first
+       mismatch become the next drafts (the Jacobi iteration), and positions never predicted
+       yet are guessed: the latest picture's code there (`init`), else the last code.
+
+    Only the rules of a span's codes apply inside it (codes only; the edit lock's kept cells are
+    their source code), so it runs where those are all the rules: no CFG, no repetition penalty,
+    a span of codes only (`stream_reply` decides)."""
+
+    n: int  # codes in one span (grid_h * grid_w)
+    lo: int  # first code id
+    hi: int  # one past the last code id
+    window: int = 16  # draft codes verified per forward pass
+    source: torch.Tensor | None = None  # (n,) code ids the edit lock keeps ...
+    keep: torch.Tensor | None = None  # (n,) bool: ... where True
+    init: torch.Tensor | None = None  # (n,) code ids guessed before any prediction (the latest picture), or None
+    passes: int = 0  # forward passes spent inside spans
+
+    def _scores(self, logits: torch.Tensor, start: int) -> torch.Tensor:
+        """(L, V) logits of code positions start.. -> scores under the span's rules."""
+        scores = torch.full_like(logits, float("-inf"))
+        scores[:, self.lo : self.hi] = logits[:, self.lo : self.hi]
+        if self.keep is not None:
+            pos = torch.arange(start, start + logits.shape[0])  # (L,)
+            rows = torch.nonzero(self.keep[pos]).flatten()
+            if len(rows):
+                scores[rows] = float("-inf")
+                scores[rows, self.source[pos[rows]]] = 0.0
+        return scores
+
+    def _guess(self, position: int, last: int) -> int:
+        return int(self.init[position]) if self.init is not None else last
+
+    @torch.no_grad()
+    def decode(self, model, seq: torch.Tensor, cache: DynamicCache, warpers: LogitsProcessorList, sample: bool,
+               put: Callable[[int], None], cancel: threading.Event) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode the span's `n` codes after `seq` (which ends with `<boi>`, not yet in `cache`).
+        Returns the sequence with the codes and the logits for the token after the last code
+        (every token of the sequence is then in the cache; None for the logits when cancelled)."""
+        done: list[int] = []  # codes decided; the last one is pending (not in the cache yet)
+        drafts: list[int] = []  # guesses for the positions after the pending token
+        qs: list[torch.Tensor | None] = []  # the distribution each draft was drawn from (None: a guess)
+        pending = int(seq[0, -1])
+        seq = seq[:, :-1]  # what the cache holds; `pending` follows it
+        while True:
+            if cancel.is_set():
+                return torch.cat([seq, torch.tensor([[pending]], device=seq.device)], dim=1), None
+            # 1. One pass over the pending token and the drafts.
+            e = len(done)  # the position the first draft stands for
+            k = min(self.window, self.n - e)
+            while len(drafts) < k:
+                drafts.append(self._guess(e + len(drafts), done[-1] if done else self.lo))
+                qs.append(None)
+            drafts, qs = drafts[:k], qs[:k]
+            x = torch.tensor([[pending, *drafts]], device=seq.device)  # (1, 1+k)
+            seq = torch.cat([seq, x], dim=1)  # (1, T+1+k): for now every draft is in
+            out = model(input_ids=x, attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[0].float()  # (1+k, V)
+            self.passes += 1
+            if k == 0:
+                return seq, out[-1:]  # the last code was pending: out[-1] reads past it
+            # 2. Verify the drafts in order (positions e .. e+k-1), then the bonus or the correction.
+            rows = min(k + 1, self.n - e)  # predictions that stand for codes of this span
+            scores = warpers(seq.expand(rows, -1), self._scores(out[:rows], e))  # (rows, V)
+            probs = torch.softmax(scores, dim=-1) if sample else None
+            kept = 0
+            while kept < k:
+                d = drafts[kept]
+                if sample:
+                    q = qs[kept]
+                    qd = 1.0 if q is None else float(q[d])
+                    if float(torch.rand(())) * qd < float(probs[kept, d]):
+                        kept += 1
+                        continue
+                    residual = probs[kept].clone()
+                    if q is None:
+                        residual[d] = 0.0
+                    else:
+                        residual = (residual - q).clamp_min(0.0)
+                    fix = int(torch.multinomial(residual / residual.sum(), 1)) if residual.sum() > 0 else int(probs[kept].argmax())
+                elif d == int(scores[kept].argmax()):
+                    kept += 1
+                    continue
+                else:
+                    fix = int(scores[kept].argmax())
+                break
+            else:
+                fix = None
+                if kept < rows:  # all drafts held and the span goes on: the bonus code
+                    fix = int(torch.multinomial(probs[kept], 1)) if sample else int(scores[kept].argmax())
+            new = drafts[:kept] + ([fix] if fix is not None else [])
+            for t in new:
+                put(t)
+            # 3. Keep the verified drafts in the cache; the rest of the pass is dropped.
+            if kept < k:
+                cache.crop(kept - k)
+                seq = seq[:, : seq.shape[1] - (k - kept)]
+            done += new
+            if fix is None:  # the span is complete and every code is in the cache
+                return seq, out[k : k + 1]
+            pending = fix
+            # The predictions past the correction become the next drafts (positions e+kept+1 ..).
+            later = range(kept + 1, rows)
+            if sample:
+                drafts = [int(torch.multinomial(probs[j], 1)) for j in later]
+                qs = [probs[j] for j in later]
+            else:
+                drafts = [int(scores[j].argmax()) for j in later]
+                qs = [None] * len(drafts)
+            if len(done) == self.n:
+                drafts, qs = [], []
+
+
 @torch.no_grad()
 def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: LogitsProcessorList, warpers: LogitsProcessorList,
-                sample: bool, max_new_tokens: int, eos: int, cancel: threading.Event, put: Callable[[int], None]) -> tuple[list[int], DynamicCache]:
+                sample: bool, max_new_tokens: int, eos: int, cancel: threading.Event, put: Callable[[int], None],
+                jacobi: JacobiSpan | None = None, boi: int | None = None) -> tuple[list[int], DynamicCache]:
     """The plain decode loop: one forward step per token, the vocabulary rules, then greedy or
     sampled (`sample`) choice; each token goes to `put` as soon as it is chosen. The same tokens as stock
     `generate` with these processors (checked in the tests), without its per-step bookkeeping.
 
-    `cache` already holds the first `reused` tokens of `ids`. Returns the whole sequence and the
-    cache (which holds every token but the last)."""
+    With `jacobi`, the codes after a `<boi>` (id `boi`) are decoded by `jacobi.decode`, several
+    per forward pass. `cache` already holds the first `reused` tokens of `ids`. Returns the whole
+    sequence and the cache (which holds every token but the last)."""
     seq = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     # 1. Prefill: only the tokens the cache does not hold yet.
     logits = model(input_ids=seq[:, reused:], attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
-    for step in range(max_new_tokens):
+    made = 0
+    while made < max_new_tokens:
         # 2. Rules (guidance, edit lock, image spans), then the sampling warpers, then the choice.
         scores = warpers(seq, rules(seq, logits))
         tok = torch.multinomial(torch.softmax(scores, dim=-1), 1) if sample else scores.argmax(dim=-1, keepdim=True)  # (1, 1)
         seq = torch.cat([seq, tok], dim=1)  # (1, T+1)
         t = int(tok)
         put(t)
-        if t == eos or cancel.is_set() or step == max_new_tokens - 1:
+        made += 1
+        if t == eos or cancel.is_set() or made == max_new_tokens:
             break
+        if jacobi is not None and t == boi and made + jacobi.n < max_new_tokens:
+            # 3a. An image span: its codes several per forward pass.
+            seq, logits = jacobi.decode(model, seq, cache, warpers, sample, put, cancel)
+            made += jacobi.n
+            if logits is None:
+                break
+            continue
         # 3. One forward step for the chosen token.
         logits = model(input_ids=tok, attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
     return seq[0].tolist(), cache
+
+
+def _jacobi_for(vocab: JointVocab, prompt: Prompt, params: GenerationParams, rules: LogitsProcessorList, warpers: LogitsProcessorList) -> JacobiSpan | None:
+    """Jacobi decoding for this reply's image span where its rules allow it (see `JacobiSpan`):
+    on, no CFG, no repetition penalty, a span of codes only. Its first guesses are the codes of
+    the picture being edited (a masked edit's source, else the latest picture in the prompt)."""
+    if not params.jacobi or any(isinstance(r, ImageGuidance) for r in rules) or any(isinstance(w, RepetitionPenaltyLogitsProcessor) for w in warpers):
+        return None
+    if any(x is not None for x in vocab.span_layout()):
+        return None
+    n, lo = vocab.image_tokens, vocab.image_offset
+    init = None
+    if prompt.source_codes is not None:
+        init = prompt.source_codes.reshape(-1).long() + lo  # (n,)
+    else:
+        spans = [s for s in vocab.split_spans(prompt.ids)[1] if len(s) == n]
+        init = torch.tensor(spans[-1]) if spans else None  # (n,)
+    lock = next((r for r in rules if isinstance(r, EditLock)), None)
+    return JacobiSpan(n=n, lo=lo, hi=lo + vocab.codebook_size, window=params.jacobi, init=init,
+                      source=None if lock is None else lock.source + lo, keep=None if lock is None else lock.keep)
 
 
 def stream_reply(
@@ -151,6 +307,7 @@ def stream_reply(
     config = params.generation_config(getattr(model, "generation_config", None), eos_token_id=vocab.eot, pad_token_id=vocab.pad)
 
     warpers = _sampling_processors(config)
+    jacobi = _jacobi_for(vocab, prompt, params, processors, warpers)
     tokens: queue.Queue = queue.Queue()  # ("token", id) ... then ("end", None), from the worker
     result: dict = {}
 
@@ -162,7 +319,8 @@ def stream_reply(
                 result["reused"] = reused
                 torch.manual_seed(seed)
                 seq, cache = decode_loop(model, prompt.ids, cache if cache is not None else DynamicCache(), reused, processors, warpers,
-                                         bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, lambda t: tokens.put(("token", t)))
+                                         bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, lambda t: tokens.put(("token", t)),
+                                         jacobi=jacobi, boi=vocab.boi)
                 if pool is not None:
                     pool.put(seq, cache)
             except BaseException as e:  # surfaced in the consuming thread
@@ -241,6 +399,7 @@ def stream_reply(
             "first_token_s": round(first_token_s or total, 4),
             "total_s": round(total, 4),
             "tokens_per_s": round(len(generated) / total, 1) if total > 0 else 0.0,
+            "image_passes": jacobi.passes if jacobi is not None and jacobi.passes else None,  # forward passes inside the image span (plain decoding: codes + 1)
         },
     )
 

@@ -21,6 +21,7 @@ class GenerationParams:
     max_new_tokens: int = 512  # reply length cap, image codes included
     max_text_tokens: int = 128  # cap on the reply's text outside images (the longest trained reply is under 100)
     previews: bool = True  # decode a partial image after every finished code row
+    jacobi: int = 16  # speculative Jacobi decoding of image spans: draft codes verified per forward pass (0 = off; greedy output unchanged)
 
     def check(self) -> "GenerationParams":
         """Raise a one-line error naming the first bad field."""
@@ -38,6 +39,8 @@ class GenerationParams:
             raise ChatgenError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
         if not (isinstance(self.max_text_tokens, int) and self.max_text_tokens >= 1):
             raise ChatgenError(f"max_text_tokens must be a positive integer, got {self.max_text_tokens!r}")
+        if not (isinstance(self.jacobi, int) and 0 <= self.jacobi <= 1024):
+            raise ChatgenError(f"jacobi must be an integer window in 0..1024 (0 = off), got {self.jacobi!r}")
         return self
 
     def to_dict(self) -> dict:

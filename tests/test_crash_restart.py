@@ -15,7 +15,7 @@ from chatgen.tiny import TinySpec, make_tiny_checkpoint
 
 from test_api import free_port
 
-SLOW = TinySpec(image_size=64, grid=16, hidden=128, layers=8, max_context=4096)  # about 2 s a picture on one core: a turn to kill
+SLOW = TinySpec(image_size=64, grid=16, hidden=128, layers=8, max_context=4096, steer_images=False)  # about 1 s of text a turn on one core (a picture would be drawn several codes a pass): a turn to kill
 
 
 def start(data_dir, models, log):

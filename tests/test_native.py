@@ -95,7 +95,7 @@ def test_a_slow_model_previews_every_row(tiny_dir):
     b.lm.register_forward_hook(lambda module, args, output: time.sleep(PREVIEW_EVERY_S / b.vocab.grid_w + 0.01))
     prompt = b.prompt(Session(), Message("draw a dog"))
     for seed in range(10):
-        rows = [e for e in b.stream(prompt, GenerationParams(seed=seed, max_new_tokens=40)) if isinstance(e, ImageRow)]
+        rows = [e for e in b.stream(prompt, GenerationParams(seed=seed, max_new_tokens=40, jacobi=0)) if isinstance(e, ImageRow)]  # row by row
         if rows:
             break
     assert rows and all(r.preview is not None for r in rows[:-1])
