@@ -24,6 +24,10 @@ from .vocab import JointVocab
 class SpanTracker:
     """Where a one-row reply is: inside an image span or not, codes in the open span, images done.
 
+    The span's layout (`vocab.span_layout()`) says what stands at each position between `<boi>`
+    and `<eoi>`: a code (None), or a fixed token some families put there (Emu3's size header and
+    end-of-row tokens); the native layout is H*W codes.
+
     `update(input_ids)` reads only the tokens added since the last call, so every processor of a
     step may call it and the first one does the work."""
 
@@ -31,7 +35,9 @@ class SpanTracker:
         self.vocab = vocab
         self.prompt_len = prompt_len  # tokens before the reply
         self.read = 0  # reply tokens read so far
+        self.layout = tuple(vocab.span_layout())  # what stands at each position of an image span (None: a code)
         self.inside = False  # an image span is open
+        self.pos = 0  # tokens emitted in the open span (fixed ones included)
         self.codes = 0  # codes emitted in the open span
         self.images = 0  # image spans closed
         self.text = 0  # reply tokens outside image spans (text and markers)
@@ -42,11 +48,12 @@ class SpanTracker:
         v = self.vocab
         for t in input_ids[0, self.prompt_len + self.read :].tolist():
             if t == v.boi:
-                self.inside, self.codes = True, 0
+                self.inside, self.pos, self.codes = True, 0, 0
             elif t == v.eoi:
-                self.inside, self.codes, self.images = False, 0, self.images + 1
+                self.inside, self.pos, self.codes, self.images = False, 0, 0, self.images + 1
             elif self.inside:
-                self.codes += 1
+                self.codes += self.pos < len(self.layout) and self.layout[self.pos] is None
+                self.pos += 1
             else:
                 self.text += 1
         self.read = input_ids.shape[1] - self.prompt_len
@@ -55,7 +62,12 @@ class SpanTracker:
     @property
     def in_codes(self) -> bool:
         """The next token is an image code."""
-        return self.inside and self.codes < self.vocab.image_tokens
+        return self.inside and self.pos < len(self.layout) and self.layout[self.pos] is None
+
+    @property
+    def forced(self) -> int | None:
+        """The fixed token the layout puts at the next position of the open span, if any."""
+        return self.layout[self.pos] if self.inside and self.pos < len(self.layout) else None
 
 
 class ImageSpanConstraint(LogitsProcessor):
@@ -69,7 +81,8 @@ class ImageSpanConstraint(LogitsProcessor):
         self.max_images = max_images  # images one reply may hold
         # Allowed-token masks of the three situations, built once.
         self.codes_ok = torch.zeros(v.size, dtype=torch.bool)
-        self.codes_ok[v.image_offset : v.size] = True
+        self.codes_ok[v.image_offset : v.image_offset + v.codebook_size] = True
+        self.span_len = len(span.layout)  # tokens between <boi> and <eoi>
         self.close_ok = torch.zeros(v.size, dtype=torch.bool)
         self.close_ok[v.eoi] = True
         self.text_ok = torch.zeros(v.size, dtype=torch.bool)
@@ -83,7 +96,10 @@ class ImageSpanConstraint(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         s, v = self.span.update(input_ids), self.span.vocab
         if s.in_codes:
-            allowed = self.codes_ok  # 1. Inside a span: image codes only.
+            allowed = self.codes_ok  # 1. Inside a span: image codes only,
+        elif s.forced is not None:
+            allowed = torch.zeros(v.size, dtype=torch.bool)  # or the fixed token the layout puts here.
+            allowed[s.forced] = True
         elif s.inside:
             allowed = self.close_ok  # 2. The grid is full: close the span.
         elif self.max_text_tokens is not None and s.text >= self.max_text_tokens:
@@ -91,7 +107,7 @@ class ImageSpanConstraint(LogitsProcessor):
         else:
             # 4. Outside: text and <eot>; <boi> only if a whole image (<boi>, H*W codes, <eoi>) fits.
             left = self.max_new_tokens - s.read
-            allowed = self.text_or_image_ok if s.images < self.max_images and left >= v.image_tokens + 2 else self.text_ok
+            allowed = self.text_or_image_ok if s.images < self.max_images and left >= self.span_len + 2 else self.text_ok
         # Vocab padding rows past v.size (some checkpoints round the embedding up) stay masked too.
         mask = torch.zeros(scores.shape[-1], dtype=torch.bool)
         mask[: v.size] = allowed

@@ -66,6 +66,11 @@ class JointVocab:
         """Codes in one image span (grid_h * grid_w)."""
         return self.grid_h * self.grid_w
 
+    def span_layout(self) -> tuple[int | None, ...]:
+        """What stands at each position between `<boi>` and `<eoi>`: None for a code. Families
+        that put fixed tokens inside a span (Emu3: a size header, end-of-row tokens) say so here."""
+        return (None,) * self.image_tokens
+
     # ---- specials ---------------------------------------------------------------------------
     def special(self, name: str) -> int:
         """Id of a structural special, e.g. `vocab.special("<boi>")`."""

@@ -1,12 +1,49 @@
 """Model families behind one protocol (`Backend`); `load_backend(path)` loads a checkpoint folder or Hub id."""
 
+from __future__ import annotations
+
+import importlib
+
+from ..errors import ChatgenError
 from .base import Backend
+from .checkpoint import check_fits, looks_like_hub_id, parse_dtype, read_config, resolve
 
-__all__ = ["Backend", "load_backend"]
+__all__ = ["Backend", "FAMILIES", "load_backend"]
+
+# config.json's `model_type` -> (module under chatgen.backends, backend class); chatgen's own
+# format is recognised by `"format": "chatgen-native"` instead.
+FAMILIES: dict[str, tuple[str, str]] = {
+    "emu3": ("emu3", "Emu3Backend"),
+}
 
 
-def load_backend(path, **kwargs) -> Backend:
-    """Load a backend from a folder or Hub id (chatgen's native checkpoint format is the only family so far)."""
-    from .native import NativeBackend
+def load_backend(path, dtype=None, device: str | None = None, quantization: str | None = None, check_memory: bool = True, **kwargs) -> Backend:
+    """Load the backend of the checkpoint at `path` (a folder or a Hub id), picked from its config.json.
 
-    return NativeBackend.from_pretrained(path, **kwargs)
+    1. Find the folder (for a Hub id, only its small files so far) and read config.json.
+    2. Pick the family: chatgen's native format, or the transformers `model_type`.
+    3. Refuse weights that cannot fit in the free memory (one sentence, with the flag that helps).
+    4. Download the weights (Hub) and load them through the family's `from_pretrained`.
+    """
+    # 1. The folder and its config.
+    hub_id = str(path) if looks_like_hub_id(path) else None
+    folder = resolve(path, weights=False)
+    config = read_config(folder)
+    # 2. The family.
+    if config.get("format") == "chatgen-native":
+        module, name = "native", "NativeBackend"
+    else:
+        model_type = config.get("model_type")
+        if model_type not in FAMILIES:
+            what = f"model_type {model_type!r}" if model_type else "no model_type and no chatgen format"
+            raise ChatgenError(f"{path} has {what}; chatgen supports its own format and model_type {', '.join(sorted(FAMILIES))}")
+        module, name = FAMILIES[model_type]
+    # 3. Memory.
+    dtype = parse_dtype(dtype)
+    if check_memory:
+        check_fits(folder, config, dtype, device, quantization, hub_id)
+    # 4. Load.
+    if hub_id is not None:
+        folder = resolve(hub_id)
+    cls = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return cls.from_pretrained(folder, dtype=dtype, device=device, quantization=quantization, **kwargs)

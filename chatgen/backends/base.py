@@ -92,11 +92,9 @@ class Backend(ABC):
         return [*user, v.special("<assistant>"), *reply]
 
     def prompt(self, session: Session, message: Message) -> Prompt:
-        """The token ids of the whole conversation plus the new message, ready for `stream`."""
-        v = self.vocab
-        head = [v.special("<bos>")]
-        if session.system:
-            head += [v.special("<system>"), *self.encode_text(session.system), v.eot]
+        """The token ids of the whole conversation plus the new message, ready for `stream`:
+        `prompt_head`, the newest turns that fit, the message, `reply_start`."""
+        head = self.prompt_head(session)
         user = self.encode_user(message)
         # Keep the newest turns that fit, with room for a reply holding one image.
         budget = self.message_room(session) - len(user)
@@ -112,8 +110,20 @@ class Backend(ABC):
             history = ids + history
         # The unconditional prompt keeps the history (and any upload and mask) but drops the request text.
         uncond_user = self.encode_user(Message("", message.image, message.mask))
-        start = [v.special("<assistant>")]
+        start = self.reply_start()
         return Prompt(ids=head + history + user + start, user_ids=user, uncond_ids=head + history + uncond_user + start)
+
+    def prompt_head(self, session: Session) -> list[int]:
+        """What opens every prompt: `<bos> [<system> text <eot>]`."""
+        v = self.vocab
+        head = [v.special("<bos>")]
+        if session.system:
+            head += [v.special("<system>"), *self.encode_text(session.system), v.eot]
+        return head
+
+    def reply_start(self) -> list[int]:
+        """What follows the new message and opens the reply: `<assistant>`."""
+        return [self.vocab.special("<assistant>")]
 
     def message_room(self, session: Session) -> int:
         """How many tokens a new user message may take: the context less the system prompt and
