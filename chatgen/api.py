@@ -26,7 +26,7 @@ from .autosave import SessionFolder
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .text import clean_text
-from .images import read_image, save_png
+from .images import read_image
 from .limits import Limits, TurnLimiter, check_upload_size
 from .models import ModelSet
 from .session_store import SessionStore
@@ -116,7 +116,7 @@ class ChatAPI:
             *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None)
             session.append(reply.turn)
             self.store.save(session_id, session)  # only a completed turn is ever written
-        path = self._png(session_id, reply.turn) if reply.image is not None else None
+        path = self._png(session_id, session, reply.turn) if reply.image is not None else None
         info = {"turn_id": reply.turn_id, "seed": reply.metadata.get("seed"), "model": reply.metadata.get("model"), "metadata": reply.metadata}
         return reply.text, path, info
 
@@ -182,12 +182,16 @@ class ChatAPI:
             turn = session.turns.get(turn_id) if isinstance(turn_id, str) else None
             if turn is None or turn.assistant_image is None:
                 raise ChatgenError(f"no reply image for turn {turn_id!r} in this session")
-            return self._png(session_id, turn)
+            return self._png(session_id, session, turn)
 
-    def _png(self, session_id: str, turn: Turn) -> str:
-        """A reply image as a PNG file to send (the same bytes for the same turn, before and after a restart)."""
+    def _png(self, session_id: str, session: Session, turn: Turn) -> str:
+        """A reply image as a PNG file to send (the same pixels and parameters for the same turn,
+        before and after a restart; signed with a C2PA manifest when the assistant signs images)."""
         name = f"chatgen-{turn.id}-seed{turn.params.get('seed')}.png"
-        return str(save_png(turn.assistant_image, self.folder / session_id / name, turn.png_text()))
+        path = self.folder / session_id / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.models.get().reply_png(session, turn))
+        return str(path)
 
     def history(self, session_id: str) -> dict:
         """The current branch of the conversation: every turn's text, whether it has an image, and its seed.

@@ -5,6 +5,10 @@ API, LangChain, evals), and the one place where a message and its parameters are
 It never changes the session: the final `Reply` carries the new `Turn`, and the caller stores
 it with `session.append(reply.turn)` (`respond` does that for scripts). Bad input raises at the
 call, before anything is generated; a cancelled reply carries no turn.
+
+Optional hooks: `safety` (`chatgen.safety`) refuses a prompt at the check and withholds a reply
+picture its classifier flags; `provenance` (`chatgen.provenance`) signs the reply PNGs that
+`reply_png` writes for the front ends.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from PIL import Image
 from .backends.base import Backend
 from .conversation import Message, Session, Turn
 from .errors import ChatgenError
-from .events import Event, ReplyDone, TextDelta
+from .events import Event, ImageDone, ImageRow, ReplyDone, TextDelta
 from .images import check_mask_fits, read_image
 from .params import GenerationParams
+from .provenance import Provenance, reply_png
+from .safety import Safety
 from .text import clean_text
 
 
@@ -52,12 +58,23 @@ class Request:
 
 
 class Assistant:
-    """A backend (+ optional refiner) behind one `stream` call."""
+    """A backend (+ optional refiner, safety hooks and image signing) behind one `stream` call."""
 
-    def __init__(self, backend: Backend, refiner=None, params: GenerationParams | None = None):
+    def __init__(self, backend: Backend, refiner=None, params: GenerationParams | None = None, safety: Safety | None = None, provenance: Provenance | None = None):
         self.backend = backend  # the joint-vocabulary model
         self.refiner = refiner  # optional: .refine(image, prompt) -> image
         self.params = params or GenerationParams()  # defaults for every turn
+        self.safety = safety  # optional: a prompt filter and an output-image classifier (chatgen.safety); None: nothing is filtered
+        self.provenance = provenance  # optional: signs reply PNGs with a C2PA manifest (chatgen.provenance); None: parameters only
+
+    def with_refiner(self, refiner) -> "Assistant":
+        """The same assistant (model, defaults, safety, signing) with another refiner (None: without one)."""
+        return Assistant(self.backend, refiner, self.params, safety=self.safety, provenance=self.provenance)
+
+    def reply_png(self, session: Session | None, turn: Turn) -> bytes:
+        """The PNG file of a turn's reply image as people get it: its generation parameters in a
+        text chunk and, when signing is configured, a C2PA manifest (`chatgen.provenance`)."""
+        return reply_png(session, turn, self.provenance)
 
     # ---- checks ------------------------------------------------------------------------------
     def check_message(self, session: Session, message: Message | str) -> Message:
@@ -66,7 +83,8 @@ class Assistant:
         1. Text: cleaned and capped in characters (`clean_text`).
         2. Upload and mask: PIL images only (front ends read files), re-read through `read_image`;
            the mask needs an image and must have its shape.
-        3. The whole message must fit the model's context in tokens."""
+        3. The whole message must fit the model's context in tokens.
+        4. The safety prompt filter, when one is configured (`chatgen.safety`)."""
         if isinstance(message, str):
             message = Message(text=message)
         if not isinstance(message, Message):
@@ -95,6 +113,9 @@ class Assistant:
         room = b.message_room(session)
         if n > room:
             raise ChatgenError(f"the message is {n:,} tokens long and this model reads at most {max(room, 0):,} in one message, so shorten it")
+        # 4. Safety.
+        if self.safety is not None:
+            self.safety.check_prompt(text)
         return Message(text=text, image=image, mask=mask)
 
     def merge_params(self, params: GenerationParams | dict | None) -> GenerationParams:
@@ -138,12 +159,18 @@ class Assistant:
             prompt.source_codes = self._source_codes(session, message)
             prompt.keep = ~self.backend.edit_cells(message.mask)
         prep_s = time.perf_counter() - t0
-        # 3. Generate, passing every event through.
+        # 3. Generate, passing every event through (with an image classifier on, a picture is
+        #    shown only once it passed: no previews; ImageDone and ReplyDone wait for the check).
+        screened = self.safety is not None and self.safety.image_classifier is not None
         done: ReplyDone | None = None
+        held: list[Event] = []
         for ev in self.backend.stream(prompt, p, cancel=cancel):
             if isinstance(ev, ReplyDone):
                 done = ev
-            yield ev
+            if screened and isinstance(ev, (ImageDone, ReplyDone)):
+                held.append(ev)
+                continue
+            yield replace(ev, preview=None) if screened and isinstance(ev, ImageRow) else ev
         if done is None:
             raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
         # 4. Refine the image (optional).
@@ -152,17 +179,30 @@ class Assistant:
             t1 = time.perf_counter()
             image = self.refiner.refine(image, message.text)
             refine_s = time.perf_counter() - t1
+        # 5. Safety: a flagged picture is withheld; the reply says so in one sentence.
+        withheld = self.safety.check_image(image) if self.safety is not None and image is not None else None
         metadata = {
             "model": self.backend.name,
             "params": p.to_dict(),
             "seed": p.seed,
             "timings": {"prepare_s": round(prep_s, 4), "generate_s": done.stats.get("total_s"), "first_token_s": done.stats.get("first_token_s"), "refine_s": round(refine_s, 4), "total_s": round(time.perf_counter() - t0, 4)},
-            "tokens": {k: done.stats[k] for k in ("prompt_tokens", "cached_tokens", "new_tokens", "image_tokens") if k in done.stats},
+            "tokens": {k: done.stats[k] for k in ("prompt_tokens", "cached_tokens", "new_tokens", "image_tokens", "image_passes") if done.stats.get(k) is not None},
         }
+        if withheld is not None:
+            metadata["withheld_image"] = withheld
+        for ev in held:  # the events that waited for the check; a withheld picture is in none of them
+            if withheld is None:
+                yield ev
+            elif isinstance(ev, ReplyDone):
+                yield replace(ev, text=withheld, image=None)
         if done.cancelled:
-            yield Reply(text=done.text, image=image, turn=None, cancelled=True, metadata=metadata)
+            yield Reply(text=done.text, image=None if withheld else image, turn=None, cancelled=True, metadata=metadata)
             return
-        # 5. The new turn, for the caller to store; the reply's ids always end with <eot>.
+        if withheld is not None:  # the turn holds the sentence only: no picture, no image tokens for later turns to read
+            turn = self._new_turn(session, message, withheld, None, prompt.user_ids, [*self.backend.encode_text(withheld), self.backend.vocab.eot], p, metadata)
+            yield Reply(text=withheld, image=None, turn=turn, metadata=metadata)
+            return
+        # 6. The new turn, for the caller to store; the reply's ids always end with <eot>.
         reply_ids = list(done.reply_ids)
         if not reply_ids or reply_ids[-1] != self.backend.vocab.eot:
             reply_ids.append(self.backend.vocab.eot)

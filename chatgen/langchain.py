@@ -20,7 +20,7 @@ picture's own codes) and the backend reuses its cached prefix. A changed turn is
 "preview-<row>", `extras={"preview": True}`; `previews=False` turns them off), then the final
 image (index 1) with the metadata. Previews are skipped when messages are read back.
 
-Parameters (seed, temperature, top_k, top_p, cfg_scale, max_new_tokens, model) are set on the
+Parameters (seed, temperature, top_k, top_p, cfg_scale, max_new_tokens, jacobi, model) are set on the
 constructor, with `bind(...)`, or per call; a refiner object (`.refine(image, prompt)`) on the
 constructor. Bad input raises a one-sentence `ChatgenError` (a ValueError).
 """
@@ -57,9 +57,11 @@ CALL_KEYS = (*GenerationParams.__dataclass_fields__, "model")  # what bind(...) 
 
 
 # ---- image blocks -----------------------------------------------------------------------------
-def image_block(image: Image.Image, text: dict[str, str] | None = None, **keys) -> dict:
-    """A standard image content block holding `image` as a base64 PNG (with optional PNG text chunks)."""
-    return {"type": "image", "base64": base64.b64encode(png_bytes(image, text)).decode("ascii"), "mime_type": "image/png", **keys}
+def image_block(image: Image.Image, text: dict[str, str] | None = None, png: bytes | None = None, **keys) -> dict:
+    """A standard image content block holding `image` as a base64 PNG (with optional PNG text
+    chunks), or the PNG file `png` as is (a reply's, as `Assistant.reply_png` writes it)."""
+    data = png if png is not None else png_bytes(image, text)
+    return {"type": "image", "base64": base64.b64encode(data).decode("ascii"), "mime_type": "image/png", **keys}
 
 
 def decode_image_block(block: dict, where: str = "the message") -> Image.Image:
@@ -184,6 +186,7 @@ class ChatGenChatModel(BaseChatModel):
     max_new_tokens: int | None = None  # reply length cap, image codes included
     max_text_tokens: int | None = None  # cap on the reply's text outside images
     previews: bool | None = None  # stream(): a preview image after every code row (default on)
+    jacobi: int | None = None  # speculative Jacobi decoding of image spans: draft window (0 = off; default 16)
 
     _assistants: dict = PrivateAttr(default_factory=dict)  # model -> the Assistant serving it
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # one load at a time
@@ -225,7 +228,7 @@ class ChatGenChatModel(BaseChatModel):
             if model not in self._assistants:
                 if self.assistant is not None and model == self.model:
                     a = self.assistant
-                    self._assistants[model] = a if self.refiner is None else Assistant(a.backend, self.refiner, a.params)
+                    self._assistants[model] = a if self.refiner is None else a.with_refiner(self.refiner)
                 else:
                     self._assistants[model] = Assistant(load_backend(model or default_model_path()), self.refiner)
             return self._assistants[model]
@@ -233,7 +236,7 @@ class ChatGenChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager=None, **kwargs: Any) -> ChatResult:
         assistant, session, message, params = self._call(messages, stop, kwargs)
         reply = assistant.respond(session, message, {**params, "previews": False})
-        content = ([{"type": "text", "text": reply.text}] if reply.text else []) + ([image_block(reply.image, reply.turn.png_text())] if reply.image is not None else [])
+        content = ([{"type": "text", "text": reply.text}] if reply.text else []) + ([image_block(reply.image, png=assistant.reply_png(session, reply.turn))] if reply.image is not None else [])
         ai = AIMessage(content=content, response_metadata=reply_metadata(reply), usage_metadata=usage(reply))
         return ChatResult(generations=[ChatGeneration(message=ai)])
 
@@ -248,7 +251,7 @@ class ChatGenChatModel(BaseChatModel):
                     block = image_block(ev.preview, index=f"preview-{ev.row}", extras={"preview": True, "row": ev.row, "rows": ev.rows})
                     yield ChatGenerationChunk(message=AIMessageChunk(content=[block]))
                 elif isinstance(ev, Reply):
-                    content = [image_block(ev.image, ev.turn.png_text(), index=1)] if ev.image is not None and ev.turn is not None else []
+                    content = [image_block(ev.image, png=assistant.reply_png(session, ev.turn), index=1)] if ev.image is not None and ev.turn is not None else []
                     yield ChatGenerationChunk(message=AIMessageChunk(content=content, response_metadata=reply_metadata(ev), usage_metadata=usage(ev), chunk_position="last"))
         finally:
             events.close()  # a consumer that stops early cancels the generation

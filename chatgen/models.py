@@ -52,7 +52,7 @@ class ModelSet:
                 return full
             with self._lock:
                 if name not in self._plain:
-                    self._plain[name] = Assistant(full.backend, None, full.params)
+                    self._plain[name] = full.with_refiner(None)
                 return self._plain[name]
         if name not in self._entries:
             raise ChatgenError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")

@@ -77,6 +77,8 @@ center / right). Anything else it declines in words. Click an example next to th
 - Paint a **mask** over the current image so the next edit changes only that region.
 - Every image downloads as a PNG carrying its generation parameters; whole sessions export and
   import as zip files.
+- Requests for sexual content, gore or hate symbols are refused in one sentence (a short list of
+  blocked words).
 - The API (`/new_session`, `/chat`, `/undo`, `/redo`, `/branch`, `/checkout`, `/history`,
   `/export_session`, `/import_session`) works from `gradio_client`: see the "Use via API" link
   at the bottom of the app.
@@ -100,9 +102,19 @@ SPACE_FILES = {"app.py": APP_PY, "README.md": README_MD, "requirements.txt": REQ
 
 
 # ---- the Space app --------------------------------------------------------------------------------
-def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data_dir: str | Path | None = None):
+def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data_dir: str | Path | None = None, safety_words: bool | str | Path = True, safety_checker: str | Path | None = None, c2pa_cert: str | Path | None = None, c2pa_key: str | Path | None = None):
     """The UI on `model` when that folder exists, else on the embedded default model; `data_dir`
     keeps the sessions across restarts (e.g. a Space's persistent storage, /data), as `chatgen ui --data-dir`.
+
+    Safety (`chatgen.safety`): the blocked-word prompt filter is ON by default here, while every
+    local front end leaves it off. A public Space takes prompts from anyone and shows its replies
+    under the owner's name; the list is short and matched on whole words, so no request the
+    embedded model can fulfil (its emoji world) trips it, and a refusal is one sentence. The
+    embedded model cannot draw anything outside that world, so no image classifier runs by
+    default; give `safety_checker` (a StableDiffusionSafetyChecker folder or Hub id) when the
+    Space serves a checkpoint that can. `safety_words`: True (chatgen's list), a path to your own
+    list, or False (off). `c2pa_cert` + `c2pa_key`: sign every reply PNG with a C2PA manifest
+    (`chatgen.provenance`; needs c2pa-python).
 
     The model is loaded at start-up, before the ZeroGPU worker is forked (ZeroGPU needs that);
     `ModelSet` decorates its turn function for the GPU when it is made."""
@@ -112,11 +124,16 @@ def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data
     from .backends import load_backend
     from .defaults import default_model_path
     from .models import ModelSet
+    from .provenance import Provenance
+    from .safety import safety_from_options
     from .ui import build_demo
 
+    if bool(c2pa_cert) != bool(c2pa_key):
+        raise ChatgenError("c2pa_cert and c2pa_key go together: give both to sign reply images")
+    hooks = {"safety": safety_from_options(safety_words, safety_checker), "provenance": Provenance(c2pa_cert, c2pa_key) if c2pa_cert else None}
     path = Path(model) if model is not None and (Path(model) / "config.json").is_file() else default_model_path()
     device = "cuda" if (torch.cuda.is_available() or on_zero_gpu()) else None
-    return build_demo(ModelSet(Assistant(load_backend(path, device=device))), concurrency_limit=concurrency_limit, data_dir=data_dir)
+    return build_demo(ModelSet(Assistant(load_backend(path, device=device), **hooks)), concurrency_limit=concurrency_limit, data_dir=data_dir)
 
 
 def launch_options() -> dict:

@@ -115,7 +115,7 @@ def test_stream_yields_text_then_previews_then_the_picture(llm):
     chunks = list(llm.stream(DRAW))
     kinds = [b["type"] for c in chunks for b in c.content]
     previews = [b for c in chunks for b in c.content if b.get("extras", {}).get("preview")]
-    assert kinds[0] == "text" and len(previews) >= 5 and all(png_of(b).size == (96, 96) for b in previews)
+    assert kinds[0] == "text" and len(previews) >= 1 and all(png_of(b).size == (96, 96) for b in previews)
     last = chunks[-1]
     assert last.chunk_position == "last" and last.response_metadata["chatgen"]["seed"] == 0
     full = sum(chunks[1:], chunks[0])

@@ -31,6 +31,7 @@ from ..image_tokenizer import VQImageTokenizer
 from ..images import mask_regions, region_text
 from ..params import GenerationParams
 from ..prompts import render_prompt
+from ..safe_weights import safetensors_folder
 from ..vocab import JointVocab
 from .base import Backend
 
@@ -114,8 +115,8 @@ class NativeBackend(Backend):
             if quantization not in ("4bit", "8bit"):
                 raise ChatgenError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit")
-        lm = AutoModelForCausalLM.from_pretrained(folder / "lm", **kwargs)
-        vq = VQModel.from_pretrained(folder / "vq")
+        lm = AutoModelForCausalLM.from_pretrained(safetensors_folder(folder / "lm", "language model"), use_safetensors=True, **kwargs)
+        vq = VQModel.from_pretrained(safetensors_folder(folder / "vq", "image tokenizer"), use_safetensors=True)
         if device and not quantization:
             lm = lm.to(device)
             vq = vq.to(device)

@@ -6,7 +6,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import ChatgenError
-from .common import add_model_args, add_sampling_args, load_assistant, need, number, run_turn, sampling_from_args, save_reply_image
+from .common import add_model_args, add_safety_args, add_sampling_args, load_assistant, need, number, run_turn, sampling_from_args, save_reply_image
 
 CHAT_HELP = """commands:
   /image PATH   attach an image to your next message     /mask PATH   edit only the painted region next
@@ -85,7 +85,7 @@ def cmd_chat(args) -> int:
             if reply.text:
                 print(f"chatgen> {reply.text}")
             if reply.image is not None:
-                path = save_reply_image(reply, out_dir / f"{reply.turn_id}.png")
+                path = save_reply_image(reply, out_dir / f"{reply.turn_id}.png", assistant, session)
                 print(f"chatgen> [image saved to {path}]")
         except ChatgenError as e:
             print(f"error: {e}")
@@ -98,4 +98,5 @@ def add_parser(sub) -> None:
     p.add_argument("--out-dir", default="chatgen-out", help="where reply images are saved (default: chatgen-out)")
     add_model_args(p)
     add_sampling_args(p)
+    add_safety_args(p)
     p.set_defaults(func=cmd_chat)

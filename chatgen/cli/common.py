@@ -15,6 +15,33 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", metavar="PATH", help="model folder or Hub id (default: the embedded model)")
     g.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: the checkpoint's own)")
+    g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+
+
+def add_safety_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("safety and provenance (all off by default)")
+    g.add_argument("--safety", action="store_true", help="refuse prompts with a word of chatgen's blocked-word list")
+    g.add_argument("--blocked-words", metavar="FILE", help="refuse prompts with a word of your own list (one word or phrase a line); implies --safety")
+    g.add_argument("--safety-checker", metavar="PATH", help="withhold reply pictures flagged by diffusers' StableDiffusionSafetyChecker at PATH (folder or Hub id, safetensors)")
+    g.add_argument("--c2pa-cert", metavar="PEM", help="sign reply PNGs with a C2PA manifest marking them AI-generated: the signing certificate, then its chain (needs c2pa-python and --c2pa-key)")
+    g.add_argument("--c2pa-key", metavar="PEM", help="the private key of --c2pa-cert")
+    g.add_argument("--c2pa-alg", default="es256", choices=["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"], help="the key's signing algorithm (default es256)")
+
+
+def hooks_from_args(args) -> dict:
+    """`Assistant` keyword arguments (safety=, provenance=) from the safety and provenance flags."""
+    from ..provenance import Provenance
+    from ..safety import safety_from_options
+
+    cert, key = getattr(args, "c2pa_cert", None), getattr(args, "c2pa_key", None)
+    if bool(cert) != bool(key):
+        raise ChatgenError("--c2pa-cert and --c2pa-key go together: give both to sign reply images")
+    words = getattr(args, "blocked_words", None) or bool(getattr(args, "safety", False))
+    return {
+        "safety": safety_from_options(words, getattr(args, "safety_checker", None)),
+        "provenance": Provenance(cert, key, getattr(args, "c2pa_alg", "es256")) if cert else None,
+    }
 
 
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
@@ -38,9 +65,10 @@ def load_assistant(args):
     from ..backends import load_backend
     from ..defaults import default_model_path
 
+    hooks = hooks_from_args(args)  # a bad safety or signing flag is refused before the model loads
     path = args.model or default_model_path()
     print(f"loading model {path} ...", file=sys.stderr, flush=True)
-    return Assistant(load_backend(path, quantization=args.quantize))
+    return Assistant(load_backend(path, quantization=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None)), **hooks)
 
 
 def run_turn(assistant, session, message, params: dict):
@@ -71,10 +99,14 @@ def run_turn(assistant, session, message, params: dict):
     raise RuntimeError("no reply")
 
 
-def save_reply_image(reply, path: Path) -> Path:
-    from ..images import save_png
+def save_reply_image(reply, path: Path, assistant=None, session=None) -> Path:
+    """Write the reply's picture as PNG: its parameters, and a C2PA manifest when `assistant` signs images."""
+    from ..provenance import reply_png
 
-    return save_png(reply.image, path, reply.turn.png_text())
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(assistant.reply_png(session, reply.turn) if assistant is not None else reply_png(session, reply.turn))
+    return path
 
 
 def check_output_path(path: str) -> Path:

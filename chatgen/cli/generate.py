@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ChatgenError
-from .common import add_model_args, add_sampling_args, check_output_path, load_assistant, run_turn, sampling_from_args, save_reply_image
+from .common import add_model_args, add_safety_args, add_sampling_args, check_output_path, load_assistant, run_turn, sampling_from_args, save_reply_image
 
 
 def cmd_generate(args) -> int:
@@ -16,8 +16,9 @@ def cmd_generate(args) -> int:
         raise ChatgenError("the prompt is empty: say what to draw")
     out = check_output_path(args.output)
     assistant = load_assistant(args)
-    reply = run_turn(assistant, Session(), Message(args.prompt), sampling_from_args(args))
-    return _finish_image_reply(reply, out)
+    session = Session()
+    reply = run_turn(assistant, session, Message(args.prompt), sampling_from_args(args))
+    return _finish_image_reply(reply, out, assistant, session)
 
 
 def cmd_edit(args) -> int:
@@ -30,17 +31,18 @@ def cmd_edit(args) -> int:
         raise ChatgenError("the instruction is empty: say how to change the image")
     out = check_output_path(args.output)
     assistant = load_assistant(args)
-    reply = run_turn(assistant, Session(), Message(args.instruction, image=image, mask=mask), sampling_from_args(args))
-    return _finish_image_reply(reply, out)
+    session = Session()
+    reply = run_turn(assistant, session, Message(args.instruction, image=image, mask=mask), sampling_from_args(args))
+    return _finish_image_reply(reply, out, assistant, session)
 
 
-def _finish_image_reply(reply, out: Path) -> int:
+def _finish_image_reply(reply, out: Path, assistant, session) -> int:
     if reply.text:
         print(reply.text)
     if reply.image is None:
         print("chatgen: the model answered in text only; no image was written", file=sys.stderr)
         return 1
-    save_reply_image(reply, out)
+    save_reply_image(reply, out, assistant, session)
     print(out)
     return 0
 
@@ -53,6 +55,7 @@ def add_parsers(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output PNG path")
     add_model_args(p)
     add_sampling_args(p)
+    add_safety_args(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("edit", help="edit an image with an instruction", description="Edit an image with an instruction and save the result as PNG.")
@@ -62,5 +65,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--mask", metavar="PATH", help="an image whose painted pixels mark the only region that may change")
     add_model_args(p)
     add_sampling_args(p)
+    add_safety_args(p)
     p.set_defaults(func=cmd_edit)
 

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from chatgen.errors import ChatgenError
+from chatgen.safe_weights import safetensors_folder
 
 
 class ClipScorer:
@@ -37,8 +38,10 @@ class ClipScorer:
         if not p.is_dir() and (p.exists() or str(path).startswith(("/", ".", "~"))):
             raise ChatgenError(f"no CLIP checkpoint at {path}: expected a folder with a CLIPModel and its processor")
         try:
-            model = CLIPModel.from_pretrained(str(path))
+            model = CLIPModel.from_pretrained(str(safetensors_folder(path, "CLIP model")), use_safetensors=True)
             processor = CLIPProcessor.from_pretrained(str(path))
+        except ChatgenError:
+            raise
         except Exception as e:  # missing files, offline, wrong model type: one line
             raise ChatgenError(f"cannot load a CLIP model and processor from {path} ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})") from None
         return cls(model, processor)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..assistant import Reply
 from ..autosave import SessionFolder, new_session_id
-from ..conversation import Message, Session, Turn
+from ..conversation import Message, Session
 from ..errors import ChatgenError
 from ..events import ImageDone, ImageRow, ImageStart, TextDelta
 from ..images import read_image
@@ -79,7 +79,11 @@ class ChatUI:
 
     # ---- rendering ---------------------------------------------------------------------------
     def state(self, state) -> UIState:
-        return state if isinstance(state, UIState) else UIState()
+        state = state if isinstance(state, UIState) else UIState()
+        if self.models.loaded():  # reply PNGs carry a C2PA manifest when the assistant signs images
+            assistant = self.models.get()
+            state.reply_png = assistant.reply_png if assistant.provenance is not None else None
+        return state
 
     def chat_messages(self, state: UIState) -> list[dict]:
         """The current branch in gradio's messages format (one user + one assistant message per turn)."""

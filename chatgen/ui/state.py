@@ -22,7 +22,7 @@ PNG_FILES_KEPT = 512  # PNG files a tab remembers (previews come and go; older o
 
 
 class _ByIdentity:
-    """An image as a cache key: the same object, not equal pixels (it also keeps the image alive, so its id stays unique)."""
+    """An image (or a turn) as a cache key: the same object, not equal pixels (it also keeps the object alive, so its id stays unique)."""
 
     def __init__(self, image: Image.Image):
         self.image = image
@@ -45,10 +45,12 @@ class UIState:
         self.msg_turns: list[int] = []  # chat message index -> index of its turn in the branch
         self._folder: Path | None = None  # created on first use
         self._mask_bg: tuple | None = None  # (key, PNG path, source image) of the mask canvas
+        self.reply_png = None  # (session, turn) -> signed PNG bytes of a reply image (set by ChatUI when images are signed); None: parameters only
         # Each image is written to a PNG file once (the same object, the same file): Gradio would
         # re-encode a PIL value into one cache file every time it is sent, racing the browser's
         # download of that file, while a path is copied into its cache once.
         self._png_file = functools.lru_cache(maxsize=PNG_FILES_KEPT)(self._write_png)
+        self._signed_file = functools.lru_cache(maxsize=PNG_FILES_KEPT)(self._write_signed)
 
     def __deepcopy__(self, memo):  # gr.State deep-copies its initial value; events and locks cannot be
         new = UIState(copy.deepcopy(self.session, memo))
@@ -71,6 +73,8 @@ class UIState:
         if kind == "assistant_image":
             seed = turn.params.get("seed")
             name = f"chatgen-{turn.id}" + (f"-seed{seed}" if seed is not None else "") + ".png"
+            if self.reply_png is not None:  # with a C2PA manifest naming the picture it was drawn from
+                return self._signed_file(_ByIdentity(turn), name)
             text = tuple(turn.png_text().items())
         else:
             name, text = f"chatgen-{turn.id}-{kind.replace('_', '-')}.png", ()
@@ -83,6 +87,13 @@ class UIState:
     def _write_png(self, image: _ByIdentity, name: str, text: tuple) -> str:
         """Write a new PNG file (in a folder of its own, so the download keeps its name)."""
         return str(save_png(image.image, self.folder / uuid.uuid4().hex[:12] / name, dict(text)))
+
+    def _write_signed(self, turn: _ByIdentity, name: str) -> str:
+        """Write a new signed PNG file of a turn's reply image (the turn is `turn.image`)."""
+        path = self.folder / uuid.uuid4().hex[:12] / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.reply_png(self.session, turn.image))
+        return str(path)
 
     def delete_files(self) -> None:
         if self._folder is not None:
