@@ -52,10 +52,11 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, help="nucleus sampling mass (1 = off)")
     g.add_argument("--cfg", type=float, dest="cfg_scale", help="classifier-free guidance scale for images (1 = off)")
     g.add_argument("--max-new-tokens", type=int, help="cap on the reply length in tokens")
+    g.add_argument("--jacobi", type=int, metavar="N", help="speculative Jacobi decoding of image spans: N draft codes verified per forward pass (default 16; 0 = off; greedy output is the same)")
 
 
 def sampling_from_args(args) -> dict:
-    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens")
+    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens", "jacobi")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
