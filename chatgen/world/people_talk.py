@@ -66,7 +66,8 @@ def yesno_turn(rng: random.Random, scene: Scene, last: Obj | None) -> WorldTurn:
         slot = rng.choice([o.slot for o in found]) if found and rng.random() < 0.5 else (rng.randrange(GRID), rng.randrange(GRID))
         where = rng.choice(place_variants(*slot))
         text = rng.choice(["is {r} {p}", "is {r} still {p}", "{r} is {p}, right", "is {r} {p} now", "did {r} end up {p}",
-                           "is there a {c} {p}", "so {r} is {p}?"]).format(r=ref, p=where, c=cls)
+                           "is there a {c} {p}", "so {r} is {p}?", "{r} is {p}, isn't it", "{r}'s {p}, yeah", "{r} is {p}, correct",
+                           "{r} is still {p}, no", "{p} is {r}, right", "am i right that {r} is {p}"]).format(r=ref, p=where, c=cls)
         # "on the right" in a question means the right side (any row), as people mean it; "in the
         # middle right" or "top left" mean that one slot.
         r, c = slot
@@ -84,7 +85,8 @@ def yesno_turn(rng: random.Random, scene: Scene, last: Obj | None) -> WorldTurn:
         said = NUMBERS[n] if rng.random() < 0.75 else str(n)
         text = (rng.choice(["is there only one {c}", "just one {c}", "is there exactly one {c}", "only one {c}, right"]).format(c=cls) if n == 1
                 else rng.choice(["are there {k} {cs}", "are there exactly {k} {cs}", "do you see {k} {cs}", "so there are {k} {cs}",
-                                 "{k} {cs} now?", "are there {k} {cs} now"]).format(k=said, cs=plural(cls)))
+                                 "{k} {cs} now?", "are there {k} {cs} now", "there are {k} {cs}, aren't there", "{k} {cs}, yeah",
+                                 "so that's {k} {cs}, right", "we have {k} {cs} now, correct"]).format(k=said, cs=plural(cls)))
         reply = _yes_no(scene.count(cls) == n, answer_count(scene, cls))
     elif kind == "background":
         bg = scene.background if rng.random() < 0.5 else rng.choice(BACKGROUNDS)
@@ -118,6 +120,10 @@ _ASK_FORMS = {
 }
 
 
+_COUNT_ALL = ("how many now", "how many are there now", "how many in total now", "count them for me", "how many altogether now",
+              "and how many now", "how many is that", "so how many now")
+
+
 def question_turn_people(rng: random.Random, scene: Scene) -> WorldTurn:
     """A question as people ask it mid-conversation ("how many things now?", "where'd the dog go"),
     with the canonical answer about the latest picture."""
@@ -129,9 +135,37 @@ def question_turn_people(rng: random.Random, scene: Scene) -> WorldTurn:
     if kind == "ask_count" and rng.random() < 0.4:
         target = rng.choice(["objects", "animals", "plants", "vehicles", "objects"])
         t = "things" if target == "objects" else target
-    text = rng.choice(_ASK_FORMS[kind]).format(x=x, t=t)
+    forms = _ASK_FORMS[kind]
+    if kind == "ask_count" and target == "objects" and rng.random() < 0.4:
+        forms = _COUNT_ALL  # "how many now?": the things in the picture
+    text = rng.choice(forms).format(x=x, t=t)
     target = None if kind in ("ask_what", "ask_background") else target
     return make_turn(style(rng, text, question=True), answer_question(scene, kind, target), None, "question", question=kind, target=target)
+
+
+_FOLLOW = {
+    "ask_count": ("and {ts}?", "what about {ts}?", "and how about {ts}", "and the {ts}?", "{ts}?", "ok and {ts}"),
+    "ask_where": ("and the {t}?", "what about the {t}?", "and the {t}, where?", "how about the {t}", "ok and the {t}", "the {t}?"),
+    "ask_is_there": ("and {a}?", "what about {a}?", "and any {ts}?", "how about {a}", "or {a}?"),
+}
+_FOLLOW_BACKGROUND = ("and the background?", "what about the background?", "and the setting?", "and what's behind them?", "and the backdrop?")
+
+
+def followup_question_turn(rng: random.Random, scene: Scene, kind: str, target: str | None) -> WorldTurn | None:
+    """A question in a few words that means the last question again about something else:
+    after "how many dogs?", "and cats?"; after "where is the dog?", "what about the cat?"; after
+    either, "and the background?". None when the last question has no such follow-up."""
+    if rng.random() < 0.2 or kind in ("ask_what", "ask_background"):
+        if kind == "ask_background":
+            return None
+        return make_turn(style(rng, rng.choice(_FOLLOW_BACKGROUND), question=True), answer_background(scene), None, "question",
+                         question="ask_background", target=None, followup=True)
+    if kind not in _FOLLOW:
+        return None
+    present = [o.cls for o in scene.objects if o.cls != target]
+    other = rng.choice(present) if present and rng.random() < 0.75 else rng.choice([c for c in CLASSES if c != target])
+    text = rng.choice(_FOLLOW[kind]).format(t=other, ts=plural(other), a=with_article(other))
+    return make_turn(style(rng, text, question=True), answer_question(scene, kind, other), None, "question", question=kind, target=other, followup=True)
 
 
 _BG_ADJ = {"grass": ("grassy", "on grass", "in a field"), "sky": ("in the sky", "sky background", "up in the sky"),

@@ -19,7 +19,7 @@ from chatgen.world.dialogue import EDIT_KINDS, Dialogue, WorldTurn
 from chatgen.world.edits import Edit, random_edit
 from chatgen.world.message_style import style
 from chatgen.world.people_talk import (
-    make_turn, praise_turn, question_turn_people, terse_draw_turn, unknown_thing_turn, yesno_turn,
+    followup_question_turn, make_turn, praise_turn, question_turn_people, terse_draw_turn, unknown_thing_turn, yesno_turn,
 )
 from chatgen.world.replies import NUMBERS, join, object_phrase, with_article
 from chatgen.world.scene import (
@@ -358,6 +358,11 @@ def generate_people_dialogue(rng: random.Random, kinds: tuple[str, ...] = PEOPLE
             turn, state = next_turn(rng, state, kind)
         turns.append(turn)
         last = _last_after(turn, state.scene, last)
+        asked = turn.meta.get("question")
+        if asked and state.pending is None and rng.random() < 0.35:  # "and the cat?" right after a question
+            follow = followup_question_turn(rng, state.scene, asked, turn.meta.get("target"))
+            if follow is not None:
+                turns.append(follow)
     if state.pending is not None:
         turns.append(next_turn(rng, state, "resolve")[0])
     return Dialogue(turns)
