@@ -119,27 +119,11 @@ class JointVocab:
 
     def ids_to_codes(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
         """The H*W image ids of one span (no markers) -> (grid_h, grid_w) codes."""
-        t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long)
-        if t.numel() != self.image_tokens:
-            raise ValueError(f"an image span holds {self.image_tokens} codes, got {t.numel()}")
-        if bool(((t < self.image_offset) | (t >= self.size)).any()):
-            raise ValueError("ids_to_codes got an id outside the image-code range")
-        return (t - self.image_offset).reshape(self.grid_h, self.grid_w)  # (H, W)
+        return ids_to_grid(ids, self.image_offset, self.codebook_size, self.grid_h, self.grid_w)
 
     def split_spans(self, ids: list[int]) -> tuple[list[int], list[list[int]]]:
         """Split a reply into its text ids and the code ids of each complete image span."""
-        text, images, current = [], [], None
-        for t in ids:
-            if t == self.boi:
-                current = []
-            elif t == self.eoi and current is not None:
-                images.append(current)
-                current = None
-            elif current is not None:
-                current.append(t)
-            elif self.is_text(t):
-                text.append(t)
-        return text, images
+        return split_spans(ids, self.boi, self.eoi, self.is_text)
 
     # ---- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -152,3 +136,30 @@ class JointVocab:
         d = dict(d)
         d["specials"] = tuple(d.get("specials", SPECIALS))
         return cls(**d)
+
+
+def split_spans(ids: list[int], boi: int, eoi: int, is_text) -> tuple[list[int], list[list[int]]]:
+    """Text ids outside image spans (those `is_text` accepts), and the inner ids of every
+    complete `boi ... eoi` span; shared by every family's vocabulary."""
+    text, spans, current = [], [], None
+    for t in ids:
+        if t == boi:
+            current = []
+        elif t == eoi and current is not None:
+            spans.append(current)
+            current = None
+        elif current is not None:
+            current.append(t)
+        elif is_text(t):
+            text.append(t)
+    return text, spans
+
+
+def ids_to_grid(ids, offset: int, codebook_size: int, grid_h: int, grid_w: int) -> torch.Tensor:
+    """The grid_h * grid_w code ids of one picture (codes numbered from `offset`) -> (grid_h, grid_w) codes."""
+    t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long)
+    if t.numel() != grid_h * grid_w:
+        raise ValueError(f"a picture holds {grid_h * grid_w} codes, got {t.numel()}")
+    if bool(((t < offset) | (t >= offset + codebook_size)).any()):
+        raise ValueError("ids_to_codes got an id outside the image codes")
+    return (t - offset).reshape(grid_h, grid_w)  # (H, W)

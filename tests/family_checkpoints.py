@@ -20,14 +20,14 @@ CORPUS = [
 ]
 
 
-def bpe_tokenizer(special: list[str], vocab_size: int = 300):
-    """A byte-level BPE `tokenizers.Tokenizer` trained on CORPUS; `special` tokens are appended after the text ids."""
+def bpe_tokenizer(special: list[str], vocab_size: int = 300, corpus: list[str] = CORPUS):
+    """A byte-level BPE `tokenizers.Tokenizer` trained on `corpus`; `special` tokens are appended after the text ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.train_from_iterator(corpus * 4, trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     tok.add_special_tokens(special)
     return tok
 
@@ -76,3 +76,46 @@ def _steer(embed: torch.Tensor, head: torch.Tensor, boi: int, eot: int) -> None:
     head[:, 0] = 0.0
     head[boi, 0] = 1.5
     head[eot, 0] = 1.0
+
+
+# Janus-Pro's chat template, as transformers' conversion script writes it into the processor.
+JANUS_CHAT_TEMPLATE = (
+    "{%set seps=['\n\n','<\uff5cend\u2581of\u2581sentence\uff5c>']%}{%set i=0%}{%for message in messages%}"
+    "{%if message['role']|lower=='user'%}<|User|>: {%elif message['role']|lower=='assistant'%}"
+    "<|Assistant|>:{%if not (loop.last and not add_generation_prompt and message['content'][0]['type']=='text' and message['content'][0]['text']=='')%} {%endif%}"
+    "{%else%}{{message['role'].capitalize()}}: {%endif%}{%for content in message['content']%}{%if content['type']=='image'%}"
+    "{%if not loop.first%}{{'\n'}}{%endif%}<image_placeholder>{%if not loop.last%}{{'\n'}}{%endif%}"
+    "{%elif content['type']=='text'%}{%set text=content['text']%}{%if loop.first%}{%set text=text.lstrip()%}{%endif%}"
+    "{%if loop.last%}{%set text=text.rstrip()%}{%endif%}{%if not loop.first and message['content'][loop.index0-1]['type']=='text'%}"
+    "{{' '+text}}{%else%}{{text}}{%endif%}{%endif%}{%endfor%}{%if not loop.last or add_generation_prompt%}"
+    "{%if message['role']|lower=='user'%}{{seps[0]}}{%else%}{{seps[1]}}{%endif%}{%endif%}{%endfor%}"
+    "{%if add_generation_prompt%}<|Assistant|>:{%endif%}"
+)
+JANUS_SPECIALS = ["<\uff5cbegin\u2581of\u2581sentence\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<\uff5c\u2581pad\u2581\uff5c>", "<image_placeholder>", "<begin_of_image>", "<end_of_image>"]
+
+
+def make_janus(folder: str | Path, grid: int = 4, codebook: int = 32, hidden: int = 64, seed: int = 0) -> Path:
+    """A tiny `JanusForConditionalGeneration` + `JanusProcessor` in `folder`: grid x grid codes,
+    images of grid*8 px (a VQ with 4 channel multipliers downsamples by 8), a SigLIP of patch 8."""
+    from transformers import JanusConfig, JanusForConditionalGeneration, JanusImageProcessor, JanusProcessor, PreTrainedTokenizerFast
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    bos, eos, pad, image, boi, eoi = JANUS_SPECIALS
+    raw = bpe_tokenizer(JANUS_SPECIALS, corpus=CORPUS + ["<|User|>: draw a dog\n\n<|Assistant|>: a dog."])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token=bos, eos_token=eos, pad_token=pad, extra_special_tokens={"image_token": image, "boi_token": boi, "eoi_token": eoi})
+    px = grid * 8
+    image_processor = JanusImageProcessor(size={"height": px, "width": px}, min_size=4, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = JanusProcessor(image_processor, tokenizer, chat_template=JANUS_CHAT_TEMPLATE, num_image_tokens=grid * grid)
+    config = JanusConfig(
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=px, patch_size=8, projection_dim=hidden, num_image_tokens=grid * grid),
+        vq_config=dict(embed_dim=4, num_embeddings=codebook, latent_channels=8, base_channels=32, channel_multiplier=[1, 1, 1, 1], num_res_blocks=1, projection_dim=hidden, image_token_embed_dim=hidden),
+        image_token_id=tokenizer.convert_tokens_to_ids(image),
+    )
+    model = JanusForConditionalGeneration(config).eval()
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.guidance_scale = 5
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

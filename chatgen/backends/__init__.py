@@ -14,6 +14,7 @@ __all__ = ["Backend", "FAMILIES", "load_backend"]
 # format is recognised by `"format": "chatgen-native"` instead.
 FAMILIES: dict[str, tuple[str, str]] = {
     "emu3": ("emu3", "Emu3Backend"),
+    "janus": ("janus", "JanusBackend"),
 }
 
 

@@ -48,6 +48,7 @@ from ..errors import ChatgenError
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..params import GenerationParams
+from ..vocab import ids_to_grid, split_spans
 from .base import Backend
 from .checkpoint import load_kwargs
 
@@ -99,27 +100,11 @@ class Emu3Vocab:
 
     def ids_to_codes(self, ids) -> torch.Tensor:
         """The H*W code ids of one image (no fixed tokens) -> (grid_h, grid_w) codes."""
-        t = torch.as_tensor(list(ids) if not torch.is_tensor(ids) else ids, dtype=torch.long)
-        if t.numel() != self.image_tokens:
-            raise ValueError(f"an image holds {self.image_tokens} codes, got {t.numel()}")
-        if bool(((t < self.image_offset) | (t >= self.image_offset + self.codebook_size)).any()):
-            raise ValueError("ids_to_codes got an id outside the visual tokens")
-        return (t - self.image_offset).reshape(self.grid_h, self.grid_w)  # (H, W)
+        return ids_to_grid(ids, self.image_offset, self.codebook_size, self.grid_h, self.grid_w)
 
     def raw_spans(self, ids: list[int]) -> tuple[list[int], list[list[int]]]:
         """Text ids outside images, and every complete span's inner ids (fixed tokens included)."""
-        text, spans, current = [], [], None
-        for t in ids:
-            if t == self.boi:
-                current = []
-            elif t == self.eoi and current is not None:
-                spans.append(current)
-                current = None
-            elif current is not None:
-                current.append(t)
-            elif self.is_text(t):
-                text.append(t)
-        return text, spans
+        return split_spans(ids, self.boi, self.eoi, self.is_text)
 
     def split_spans(self, ids: list[int]) -> tuple[list[int], list[list[int]]]:
         """Text ids, and the code ids of each complete image (fixed tokens dropped)."""
