@@ -52,6 +52,30 @@ def make_params(seed=None, temperature=None, top_k=None, cfg_scale=None) -> dict
     return p
 
 
+def make_refine(refine=True, strength=None) -> bool | float:
+    """`ModelSet`'s refine= from UI/API values: False (off), True (the refiner as configured) or a
+    strength in (0, 1]; a strength of None, empty or below 0 keeps the configured one."""
+    if refine is None or refine == "":
+        refine = True
+    if isinstance(refine, str):
+        if refine.strip().lower() not in ("true", "false", "on", "off", "1", "0"):
+            raise ChatgenError(f"refine must be true or false, got {refine!r}")
+        refine = refine.strip().lower() in ("true", "on", "1")
+    if not refine:
+        return False
+    if strength is None or strength == "":
+        return True
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise ChatgenError(f"refine_strength must be a number between 0 and 1, got {strength!r}") from None
+    if value < 0:
+        return True
+    if not 0 < value <= 1:
+        raise ChatgenError(f"refine_strength must be above 0 and at most 1, got {strength!r}")
+    return value
+
+
 def history_dict(session: Session, session_id: str | None = None) -> dict:
     """The current branch as plain JSON (what `/history` returns)."""
     turns = []
@@ -93,7 +117,7 @@ class ChatAPI:
         """
         return self.store.new(Session(system=clean_text(system, "the system prompt")))
 
-    def chat(self, session_id: str, text: str, image: str | None = None, mask: str | None = None, seed: float | None = -1, temperature: float | None = None, top_k: float | None = None, cfg_scale: float | None = None, model: str | None = "") -> tuple[str, str | None, dict]:
+    def chat(self, session_id: str, text: str, image: str | None = None, mask: str | None = None, seed: float | None = -1, temperature: float | None = None, top_k: float | None = None, cfg_scale: float | None = None, model: str | None = "", refine: bool | None = True, refine_strength: float | None = -1) -> tuple[str, str | None, dict]:
         """Send one message (text, optionally an image and a mask) and get the reply: text, image, and details.
 
         Args:
@@ -106,14 +130,17 @@ class ChatAPI:
             top_k: sample among the k most likely tokens (0 = off); empty keeps the model default.
             cfg_scale: classifier-free guidance for images (1 = off); empty keeps the model default.
             model: which configured model answers; empty = the default.
+            refine: redraw the reply picture with the server's diffusion refiner, when it has one (default true).
+            refine_strength: how much the refiner redraws, above 0 and at most 1; -1 keeps the server's setting.
         """
         session, lock = self.store.get(session_id)
         upload = read_upload(image, "uploaded image", max_bytes=self.limits.max_upload_bytes) if image else None
         painted = read_upload(mask, "mask", mask=True, max_bytes=self.limits.max_upload_bytes) if mask else None
         params = make_params(seed, temperature, top_k, cfg_scale)
+        refine = make_refine(refine, refine_strength)
         self.turns.take(session_id)  # the visitor is the session id; a refusal changes nothing
         with lock:
-            *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None)
+            *_, reply = self.models.stream(session, Message(text or "", upload, painted), params, model=model or None, refine=refine)
             session.append(reply.turn)
             self.store.save(session_id, session)  # only a completed turn is ever written
         path = self._png(session_id, session, reply.turn) if reply.image is not None else None
@@ -270,6 +297,8 @@ def add_api(api: ChatAPI, concurrency_limit: int | None = 1, concurrency_id: str
         top_k = gr.Number(label="top_k", value=None, precision=0)
         cfg = gr.Number(label="cfg_scale", value=None)
         model = gr.Textbox(label="model", value="")
+        refine = gr.Checkbox(label="refine", value=True)
+        refine_strength = gr.Number(label="refine_strength", value=-1)
         archive = gr.File(label="archive", file_types=[".zip"], type="filepath")
         out_text = gr.Textbox(label="reply text")
         out_image = gr.Image(label="reply image", type="filepath", format="png")
@@ -279,7 +308,7 @@ def add_api(api: ChatAPI, concurrency_limit: int | None = 1, concurrency_id: str
         turn_id = gr.Textbox(label="turn_id")
         trigger = gr.Button()
 
-    trigger.click(_api(api.chat), [sid, text, image, mask, seed, temperature, top_k, cfg, model], [out_text, out_image, out_info], api_name="chat", concurrency_limit=concurrency_limit, concurrency_id=concurrency_id, show_progress="hidden")
+    trigger.click(_api(api.chat), [sid, text, image, mask, seed, temperature, top_k, cfg, model, refine, refine_strength], [out_text, out_image, out_info], api_name="chat", concurrency_limit=concurrency_limit, concurrency_id=concurrency_id, show_progress="hidden")
     trigger.click(_api(api.image), [sid, turn_id], [out_image], api_name="image", show_progress="hidden", **light)
     trigger.click(_api(api.export_session), [sid], [out_file], api_name="export_session", show_progress="hidden", **light)
     trigger.click(_api(api.import_session), [archive], [out_sid], api_name="import_session", show_progress="hidden", **light)

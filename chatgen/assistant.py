@@ -8,7 +8,9 @@ call, before anything is generated; a cancelled reply carries no turn.
 
 Optional hooks: `safety` (`chatgen.safety`) refuses a prompt at the check and withholds a reply
 picture its classifier flags; `provenance` (`chatgen.provenance`) signs the reply PNGs that
-`reply_png` writes for the front ends.
+`reply_png` writes for the front ends; `refiner` (`chatgen.refiner`) redraws the reply picture
+with a diffusion pass: the turn shows and saves the refined picture and keeps the model's own
+image tokens, so the next turn's prompt is the same with the refiner on or off.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Assistant:
 
     def __init__(self, backend: Backend, refiner=None, params: GenerationParams | None = None, safety: Safety | None = None, provenance: Provenance | None = None):
         self.backend = backend  # the joint-vocabulary model
-        self.refiner = refiner  # optional: .refine(image, prompt) -> image
+        self.refiner = refiner  # optional: a `chatgen.refiner.Refiner` (streams RefineStep previews) or any object with .refine(image, prompt) -> image
         self.params = params or GenerationParams()  # defaults for every turn
         self.safety = safety  # optional: a prompt filter and an output-image classifier (chatgen.safety); None: nothing is filtered
         self.provenance = provenance  # optional: signs reply PNGs with a C2PA manifest (chatgen.provenance); None: parameters only
@@ -160,25 +162,36 @@ class Assistant:
             prompt.keep = ~self.backend.edit_cells(message.mask)
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through (with an image classifier on, a picture is
-        #    shown only once it passed: no previews; ImageDone and ReplyDone wait for the check).
+        #    shown only once it passed: no previews; ImageDone waits for the check). ReplyDone
+        #    waits for the refiner, so that it carries the picture the turn keeps.
         screened = self.safety is not None and self.safety.image_classifier is not None
         done: ReplyDone | None = None
         held: list[Event] = []
         for ev in self.backend.stream(prompt, p, cancel=cancel):
             if isinstance(ev, ReplyDone):
                 done = ev
-            if screened and isinstance(ev, (ImageDone, ReplyDone)):
+                continue
+            if screened and isinstance(ev, ImageDone):
                 held.append(ev)
                 continue
             yield replace(ev, preview=None) if screened and isinstance(ev, ImageRow) else ev
         if done is None:
             raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
-        # 4. Refine the image (optional).
-        image, refine_s = done.image, 0.0
-        if image is not None and self.refiner is not None and not done.cancelled:
+        # 4. Refine the image (optional): RefineStep events while it runs (no previews when
+        #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
+        image, refine_s, cancelled = done.image, 0.0, done.cancelled
+        refined = image is not None and self.refiner is not None and not cancelled
+        if refined:
             t1 = time.perf_counter()
-            image = self.refiner.refine(image, message.text)
+            if hasattr(self.refiner, "stream"):
+                out = yield from self.refiner.stream(image, message.text, seed=p.seed, cancel=cancel, previews=not screened)
+            else:  # any object with .refine(image, prompt) -> image
+                out = self.refiner.refine(image, message.text)
             refine_s = time.perf_counter() - t1
+            if out is None:
+                cancelled = True
+            else:
+                image = out
         # 5. Safety: a flagged picture is withheld; the reply says so in one sentence.
         withheld = self.safety.check_image(image) if self.safety is not None and image is not None else None
         metadata = {
@@ -188,14 +201,16 @@ class Assistant:
             "timings": {"prepare_s": round(prep_s, 4), "generate_s": done.stats.get("total_s"), "first_token_s": done.stats.get("first_token_s"), "refine_s": round(refine_s, 4), "total_s": round(time.perf_counter() - t0, 4)},
             "tokens": {k: done.stats[k] for k in ("prompt_tokens", "cached_tokens", "new_tokens", "image_tokens", "image_passes") if done.stats.get(k) is not None},
         }
+        if refined and not cancelled:
+            metadata["refiner"] = self.refiner.describe() if hasattr(self.refiner, "describe") else {"name": type(self.refiner).__name__}
         if withheld is not None:
             metadata["withheld_image"] = withheld
         for ev in held:  # the events that waited for the check; a withheld picture is in none of them
             if withheld is None:
                 yield ev
-            elif isinstance(ev, ReplyDone):
-                yield replace(ev, text=withheld, image=None)
-        if done.cancelled:
+        # ReplyDone with the picture the turn keeps (the refined one), or the sentence that withholds it
+        yield replace(done, text=withheld, image=None, cancelled=cancelled) if withheld is not None else replace(done, image=image, cancelled=cancelled)
+        if cancelled:
             yield Reply(text=done.text, image=None if withheld else image, turn=None, cancelled=True, metadata=metadata)
             return
         if withheld is not None:  # the turn holds the sentence only: no picture, no image tokens for later turns to read

@@ -1,4 +1,4 @@
-"""What a reply streams as: text deltas, an image growing row by row, and the end of the reply."""
+"""What a reply streams as: text deltas, an image growing row by row, the refiner's steps, and the end of the reply."""
 
 from __future__ import annotations
 
@@ -41,6 +41,15 @@ class ImageDone:
 
 
 @dataclass
+class RefineStep:
+    """The diffusion refiner finished one more denoising step (after ImageDone, before ReplyDone)."""
+
+    step: int  # 0-based index of the finished step
+    steps: int  # total steps
+    preview: Image.Image | None  # the picture so far, when previews are on
+
+
+@dataclass
 class ReplyDone:
     """The reply is over (finished, cut by max_new_tokens, or cancelled)."""
 
@@ -51,4 +60,4 @@ class ReplyDone:
     stats: dict = field(default_factory=dict)  # token counts and timings
 
 
-Event = TextDelta | ImageStart | ImageRow | ImageDone | ReplyDone
+Event = TextDelta | ImageStart | ImageRow | ImageDone | RefineStep | ReplyDone

@@ -33,7 +33,7 @@ class ModelSet:
         if self.default not in self._entries:
             raise ChatgenError(f"default model {self.default!r} is not one of {self.names}")
         self._lock = threading.Lock()  # one load at a time
-        self._plain: dict[str, Assistant] = {}  # name -> the same model without its refiner
+        self._variants: dict[tuple, Assistant] = {}  # (name, None) -> the same model without its refiner; (name, strength) -> with it at that strength
         run = self._run
         self._run_on_gpu = gpu(run)  # on ZeroGPU: decorated once, at start-up
         self._in_worker = self._run_on_gpu is not run  # the turn runs in another process
@@ -42,18 +42,31 @@ class ModelSet:
     def of(cls, models) -> "ModelSet":
         return models if isinstance(models, ModelSet) else cls(models)
 
-    def get(self, name: str | None = None, refine: bool = True) -> Assistant:
+    def get(self, name: str | None = None, refine: bool | float = True) -> Assistant:
         """The assistant called `name` (default: the first one), loading it if needed; with
-        refine=False, the same model without its refiner."""
+        refine=False, the same model without its refiner; with a number in (0, 1], the same
+        model with its refiner at that strength (a model without a refiner ignores it)."""
         name = name or self.default
-        if not refine:
+        if refine is not True and refine is not None:
             full = self.get(name)
             if full.refiner is None:
                 return full
+            if not refine:  # False or 0: off
+                key: tuple = (name, None)
+            else:
+                try:
+                    strength = float(refine)
+                except (TypeError, ValueError):
+                    raise ChatgenError(f"refine must be on, off or a strength between 0 and 1, got {refine!r}") from None
+                if not 0 < strength <= 1:
+                    raise ChatgenError(f"the refiner strength must be above 0 and at most 1, got {strength}")
+                if not hasattr(full.refiner, "with_config"):
+                    return full
+                key = (name, round(strength, 3))
             with self._lock:
-                if name not in self._plain:
-                    self._plain[name] = full.with_refiner(None)
-                return self._plain[name]
+                if key not in self._variants:
+                    self._variants[key] = full.with_refiner(None if key[1] is None else full.refiner.with_config(strength=key[1]))
+                return self._variants[key]
         if name not in self._entries:
             raise ChatgenError(f"unknown model {name!r}; choose one of: {', '.join(self.names)}")
         entry = self._entries[name]
@@ -71,7 +84,7 @@ class ModelSet:
     def loaded(self, name: str | None = None) -> bool:
         return isinstance(self._entries.get(name or self.default), Assistant)
 
-    def stream(self, session: Session, message, params: dict | None = None, cancel: threading.Event | None = None, model: str | None = None, refine: bool = True) -> Iterator[Event | Reply]:
+    def stream(self, session: Session, message, params: dict | None = None, cancel: threading.Event | None = None, model: str | None = None, refine: bool | float = True) -> Iterator[Event | Reply]:
         """One turn of `session` on `model`: checked now (a bad input raises here), then its events
         and the final `Reply`, whose turn the caller appends."""
         request = self.get(model, refine).prepare(session, message, params)
@@ -79,5 +92,5 @@ class ModelSet:
             cancel = None  # a threading.Event cannot cross the process boundary; closing the stream cancels
         return self._run_on_gpu(model, refine, session, request, cancel)
 
-    def _run(self, model: str | None, refine: bool, session: Session, request: Request, cancel: threading.Event | None):
+    def _run(self, model: str | None, refine: bool | float, session: Session, request: Request, cancel: threading.Event | None):
         yield from self.get(model, refine).run(session, request, cancel)

@@ -17,6 +17,32 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: the checkpoint's own)")
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    add_refiner_args(p)
+
+
+def add_refiner_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("diffusion refiner (off by default)")
+    g.add_argument("--refiner", metavar="ID|PATH", help="redraw every reply picture with a diffusers img2img pipeline: a Hub id (e.g. stabilityai/sd-turbo), a pipeline folder, 'embedded' (chatgen's own, once shipped) or 'off' (default); it runs on --device in --dtype where the command has them")
+    g.add_argument("--refiner-strength", type=float, metavar="F", help="how much the refiner redraws, above 0 and at most 1 (default 0.5)")
+    g.add_argument("--refiner-steps", type=int, metavar="N", help="refiner denoising steps at strength 1; it runs int(N x strength) of them (default 4)")
+    g.add_argument("--refiner-guidance", type=float, metavar="F", help="refiner guidance scale (default: the pipeline's own; 0 for SD-Turbo)")
+    g.add_argument("--refiner-size", type=int, metavar="PX", help="longer side of the refined picture (default: the pipeline's native size, 512 for SD)")
+
+
+def refiner_from_args(args):
+    """The refiner the --refiner flags name (None when off); a bad flag is one sentence."""
+    from ..refiner import RefinerConfig, load_refiner
+
+    spec = (getattr(args, "refiner", None) or "off").strip()
+    given = {k: getattr(args, f"refiner_{k}", None) for k in ("strength", "steps", "guidance", "size")}
+    given = {k: v for k, v in given.items() if v is not None}
+    if spec in ("off", "none", ""):
+        if given:
+            raise ChatgenError(f"--refiner-{sorted(given)[0]} needs --refiner ID|PATH: the refiner is off")
+        return None
+    config = RefinerConfig(**given).check()
+    print(f"loading refiner {spec} ...", file=sys.stderr, flush=True)
+    return load_refiner(spec, config, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))
 
 
 def add_safety_args(p: argparse.ArgumentParser) -> None:
@@ -61,23 +87,24 @@ def sampling_from_args(args) -> dict:
 
 
 def load_assistant(args):
-    """The assistant on --model (or the embedded default), with a progress line while loading."""
+    """The assistant on --model (or the embedded default) and --refiner, with a progress line while loading."""
     from ..assistant import Assistant
     from ..backends import load_backend
     from ..defaults import default_model_path
 
     hooks = hooks_from_args(args)  # a bad safety or signing flag is refused before the model loads
+    refiner = refiner_from_args(args)  # and so is a refiner that is not there
     path = args.model or default_model_path()
     print(f"loading model {path} ...", file=sys.stderr, flush=True)
-    return Assistant(load_backend(path, quantization=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None)), **hooks)
+    return Assistant(load_backend(path, quantization=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None)), refiner=refiner, **hooks)
 
 
 def run_turn(assistant, session, message, params: dict):
-    """One turn with a progress bar over the image rows, stored in `session`; Ctrl-C cancels cleanly."""
+    """One turn with a progress bar over the image rows (then the refiner's steps), stored in `session`; Ctrl-C cancels cleanly."""
     from tqdm import tqdm
 
     from ..assistant import Reply
-    from ..events import ImageRow, ImageStart
+    from ..events import ImageRow, ImageStart, RefineStep
 
     cancel = threading.Event()
     bar = None
@@ -86,6 +113,12 @@ def run_turn(assistant, session, message, params: dict):
             if isinstance(ev, ImageStart):
                 bar = tqdm(total=ev.rows, desc="drawing", unit="row", file=sys.stderr, leave=False)
             elif isinstance(ev, ImageRow) and bar is not None:
+                bar.update(1)
+            elif isinstance(ev, RefineStep):
+                if bar is None or bar.desc != "refining":
+                    if bar is not None:
+                        bar.close()
+                    bar = tqdm(total=ev.steps, desc="refining", unit="step", file=sys.stderr, leave=False)
                 bar.update(1)
             elif isinstance(ev, Reply):
                 if ev.turn is not None:

@@ -11,9 +11,9 @@ from ..errors import ChatgenError
 
 def add_parser(sub) -> None:
     """`chatgen ui [--model PATH ...] [--host H] [--port N] [--share] [--mcp] [--concurrency N] [--data-dir DIR]
-    [--max-upload-bytes N] [--queue-size N] [--turns-per-minute N] [--safety] [--safety-checker PATH] [--c2pa-cert PEM --c2pa-key PEM]`."""
+    [--max-upload-bytes N] [--queue-size N] [--turns-per-minute N] [--refiner ID|PATH] [--safety] [--safety-checker PATH] [--c2pa-cert PEM --c2pa-key PEM]`."""
     from ..limits import Limits
-    from .common import add_safety_args
+    from .common import add_refiner_args, add_safety_args
 
     limits = Limits()
     p = sub.add_parser("ui", help="open the chat UI in the browser", description="Serve the chat UI (and its API) with Gradio.")
@@ -29,13 +29,15 @@ def add_parser(sub) -> None:
     p.add_argument("--max-upload-bytes", type=int, default=limits.max_upload_bytes, metavar="N", help=f"the largest file a visitor may upload, in bytes (default {limits.max_upload_bytes}); larger ones are refused unread")
     p.add_argument("--queue-size", type=int, default=limits.queue_size, metavar="N", help=f"how many requests may wait in the queue (default {limits.queue_size}); one more is told to try again")
     p.add_argument("--turns-per-minute", type=int, default=limits.turns_per_minute, metavar="N", help=f"how many turns one visitor (browser tab or API session) may start in any minute (default {limits.turns_per_minute}; 0 = no limit)")
+    add_refiner_args(p)
     add_safety_args(p)
     p.set_defaults(func=cmd_ui)
 
 
-def model_set_from_paths(paths: list[str] | None, quantize: str | None = None, hooks: dict | None = None):
+def model_set_from_paths(paths: list[str] | None, quantize: str | None = None, hooks: dict | None = None, refiner=None):
     """Named loaders for the given model folders (the first is loaded now, the others on first use);
-    `hooks`: the assistants' safety= and provenance= (`common.hooks_from_args`)."""
+    `hooks`: the assistants' safety= and provenance= (`common.hooks_from_args`); `refiner`: one
+    diffusion refiner shared by every model (None: off)."""
     from ..assistant import Assistant
     from ..backends import load_backend
     from ..defaults import default_model_path
@@ -47,7 +49,7 @@ def model_set_from_paths(paths: list[str] | None, quantize: str | None = None, h
         name = Path(path).name or str(path)
         if name in entries:
             name = str(path)
-        entries[name] = (lambda p=path: Assistant(load_backend(p, quantization=quantize), **(hooks or {})))
+        entries[name] = (lambda p=path: Assistant(load_backend(p, quantization=quantize), refiner=refiner, **(hooks or {})))
     models = ModelSet(entries)
     print(f"loading model {paths[0]} ...", file=sys.stderr, flush=True)
     models.get()
@@ -70,9 +72,10 @@ def cmd_ui(args) -> int:
         raise ChatgenError("--mcp needs the MCP extra: pip install 'mcp>=1.21,<2' (or pip install -e '.[mcp]')")
     if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
         raise ChatgenError(f"--data-dir must be a folder, but {args.data_dir} is a file")
-    from .common import hooks_from_args
+    from .common import hooks_from_args, refiner_from_args
 
     hooks = hooks_from_args(args)
-    demo = build_demo(model_set_from_paths(args.model, args.quantize, hooks), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir, limits=limits)
+    refiner = refiner_from_args(args)
+    demo = build_demo(model_set_from_paths(args.model, args.quantize, hooks, refiner), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir, limits=limits)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())
     return 0

@@ -21,7 +21,7 @@ from ..assistant import Reply
 from ..autosave import SessionFolder, new_session_id
 from ..conversation import Message, Session
 from ..errors import ChatgenError
-from ..events import ImageDone, ImageRow, ImageStart, TextDelta
+from ..events import ImageDone, ImageRow, ImageStart, RefineStep, TextDelta
 from ..images import read_image
 from ..limits import Limits, TurnLimiter, check_upload_size
 from ..models import ModelSet
@@ -186,7 +186,7 @@ class ChatUI:
         state.cancel = threading.Event()
         try:
             self.turns.take(visitor)
-            turn = self.models.stream(state.session, message, settings.params(), state.cancel, model=settings.model, refine=bool(settings.refine))
+            turn = self.models.stream(state.session, message, settings.params(), state.cancel, model=settings.model, refine=settings.refine_choice())
         except ChatgenError as e:
             yield fail(str(e))
             return
@@ -232,6 +232,11 @@ class ChatUI:
                     preview = item.image
                     progress = progress_html(rows or 1, rows or 1, "Finishing…")
                     yield frame("finishing…")
+                elif isinstance(item, RefineStep):  # the diffusion refiner's steps, after the model's picture
+                    if item.preview is not None:
+                        preview = item.preview
+                    progress = progress_html(item.step + 1, item.steps, f"Refining… {item.step + 1} of {item.steps} steps")
+                    yield frame("refining…")
                 elif isinstance(item, Reply):
                     reply = item
         except ChatgenError as e:

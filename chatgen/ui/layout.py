@@ -17,6 +17,7 @@ hash in the UI, the session id in the API); `concurrency_limit` is how many repl
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
     ui = ChatUI(models, saved=SessionFolder(Path(data_dir) / "ui") if data_dir is not None else None, limits=limits)
     default = models.get(models.default).params if models.loaded() else GenerationParams()
     has_refiner = models.loaded() and models.get().refiner is not None
+    refiner_config = getattr(models.get().refiner, "config", None) if has_refiner else None  # a chatgen Refiner's settings (strength, steps)
+    strength = getattr(refiner_config, "strength", None)  # the refiner's own strength (None: it has no strength setting)
+    lowest = math.ceil(20 / refiner_config.steps) / 20 if isinstance(getattr(refiner_config, "steps", None), int) else 0.05  # img2img runs int(steps x strength) >= 1 steps
 
     with gr.Blocks(title=title, analytics_enabled=False, fill_width=True) as demo:
         state = gr.State(UIState(), delete_callback=delete_state_files)
@@ -100,7 +104,8 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
                     temperature = gr.Slider(0.0, 2.0, value=0.0 if card else default.temperature, step=0.05, label="Temperature (0 = greedy; Retry samples at 0.7 then)", elem_id="cg-temperature")
                     top_k = gr.Slider(0, 512, value=default.top_k, step=1, label="Top-k (0 = off)")
                     cfg = gr.Slider(0.0, 10.0, value=default.cfg_scale, step=0.25, label="CFG scale for images (1 = off)")
-                    refine = gr.Checkbox(value=has_refiner, label="Refine images with the diffusion refiner", visible=has_refiner)
+                    refine = gr.Checkbox(value=has_refiner, label="Refine images with the diffusion refiner", visible=has_refiner, elem_id="cg-refine")
+                    refine_strength = gr.Slider(min(lowest, 1.0), 1.0, value=strength or 0.5, step=0.05, label="Refiner strength (how much it redraws)", visible=strength is not None, elem_id="cg-refine-strength")
                 with gr.Accordion("Branches and session", open=False, elem_id="cg-session"):
                     branches = gr.Dropdown([], label="Branches (pick one to switch to it)", interactive=True)
                     with gr.Row():
@@ -112,12 +117,12 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
                     export_file = gr.File(label="Exported session", visible=False, interactive=False)
 
         view = [chat, progress, box, image, download, editor, versions, branches, status, state]
-        settings = [model, seed, temperature, top_k, cfg, refine]
+        settings = [model, seed, temperature, top_k, cfg, refine, refine_strength]
         gen = dict(concurrency_limit=concurrency_limit, concurrency_id="generate", api_visibility="private", show_progress="hidden")
         quick = dict(api_visibility="private", show_progress="hidden", concurrency_limit=None)
 
-        def on_edit(request: gr.Request, st, model_, seed_, temperature_, top_k_, cfg_, refine_, evt: gr.EditData):
-            yield from ui.edit(st, evt.index, evt.value, model_, seed_, temperature_, top_k_, cfg_, refine_, visitor=getattr(request, "session_hash", None))
+        def on_edit(request: gr.Request, st, model_, seed_, temperature_, top_k_, cfg_, refine_, refine_strength_, evt: gr.EditData):
+            yield from ui.edit(st, evt.index, evt.value, model_, seed_, temperature_, top_k_, cfg_, refine_, refine_strength_, visitor=getattr(request, "session_hash", None))
 
         def on_version(st, evt: gr.SelectData):
             return ui.select_version(st, evt.index)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..api import make_params
+from ..api import make_params, make_refine
 from ..conversation import Session, Turn
 from ..images import save_png
 
@@ -116,7 +116,12 @@ class Settings:
     top_k: float | None = None  # None: the model default
     cfg_scale: float | None = None  # None: the model default
     refine: bool = False  # run the diffusion refiner (only when the model has one)
+    refine_strength: float | None = None  # how much the refiner redraws, (0, 1]; None: the refiner's own setting
 
     def params(self) -> dict:
         return make_params(self.seed, self.temperature, self.top_k, self.cfg_scale)
+
+    def refine_choice(self) -> bool | float:
+        """`ModelSet`'s refine=: False (off), True (as configured) or the slider's strength."""
+        return make_refine(bool(self.refine), self.refine_strength) if self.refine else False
 
