@@ -28,6 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--clip", metavar="PATH", help="a CLIP checkpoint (CLIPModel + CLIPProcessor) for CLIP-T / CLIP-I / DINO-style scores")
     p.add_argument("--limit", type=int, metavar="N", help="run only the first N dialogues (after --tags)")
     p.add_argument("--tags", metavar="A,B", help="run only dialogues with any of these tags")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="run dialogues in N worker processes (or N Ray actors with --ray); the results equal a serial run")
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS", help="spread the dialogues over a Ray cluster at ADDRESS (a local Ray instance when no address is given); needs pip install ray")
     add_model_args(p)
     add_sampling_args(p)
     p.set_defaults(func=cmd_eval)
@@ -50,21 +52,38 @@ def cmd_eval(args) -> int:
         raise ChatgenError(f"--out must be a folder, but {out} is a file")
     tags = list(comma_list(args.tags)) if args.tags else None
     dialogues = load_suite(args.paths, tags=tags, limit=args.limit)
-    # 2. Load the parts.
-    clip = ClipScorer.from_pretrained(args.clip) if args.clip else None
-    assistant = load_assistant(args)
+    if args.workers < 1:
+        raise ChatgenError(f"--workers must be at least 1, got {args.workers}")
+    parallel = args.workers > 1 or args.ray
+    if parallel and getattr(args, "refiner", None) not in (None, "off"):
+        raise ChatgenError("--workers and --ray run the model without a refiner; drop --refiner or run serially")
+    # 2. Load the parts (in each worker when the run is spread).
     params = sampling_from_args(args)
-    config = RunConfig(mode=args.mode, seed=params.pop("seed", 0), params=params, clip=clip)
+    config = RunConfig(mode=args.mode, seed=params.pop("seed", 0), params=params)
+    if parallel:
+        from ..evals.parallel import AssistantSpec, run_parallel
+
+        spec = AssistantSpec(model=args.model, quantize=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None), clip=args.clip)
+        assistant = None
+    else:
+        config.clip = ClipScorer.from_pretrained(args.clip) if args.clip else None
+        assistant = load_assistant(args)
 
     # 3. Run, one progress line per dialogue.
     def progress(i, dlg, res):
         scored = [r for r in res if r.correct is not None]
         print(f"[{i + 1}/{len(dialogues)}] {dlg.id}: {sum(r.correct for r in scored)}/{len(scored)} turns passed", file=sys.stderr, flush=True)
 
-    results = run_suite(assistant, dialogues, config, progress=progress)
+    if parallel:
+        results = run_parallel(spec, dialogues, config, args.workers, progress=progress, ray_address=args.ray)
+    else:
+        results = run_suite(assistant, dialogues, config, progress=progress)
     # 4. Report.
-    model = getattr(getattr(assistant, "backend", None), "name", "") or str(args.model or "default")
+    model = getattr(getattr(assistant, "backend", None), "name", "") or str(args.model or "default")  # spread runs: the path
     summary = summarize(results, model=model, mode=args.mode, min_pass=args.min_pass)
+    refiner = getattr(assistant, "refiner", None)
+    if refiner is not None:  # the scores are of refined pictures: say which refiner drew them
+        summary["refiner"] = refiner.describe() if hasattr(refiner, "describe") else type(refiner).__name__
     page = write_report(results, summary, out)
     if args.json:
         print(json.dumps(summary, indent=1))
