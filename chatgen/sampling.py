@@ -85,8 +85,8 @@ class ImageSpanConstraint(LogitsProcessor):
         self.span_len = len(span.layout)  # tokens between <boi> and <eoi>
         self.close_ok = torch.zeros(v.size, dtype=torch.bool)
         self.close_ok[v.eoi] = True
-        self.text_ok = torch.zeros(v.size, dtype=torch.bool)
-        self.text_ok[: v.text_size] = True
+        # Text ids: [0, text_size), or the vocabulary's own mask where text ids do not lead (Chameleon).
+        self.text_ok = v.text_mask() if hasattr(v, "text_mask") else torch.arange(v.size) < v.text_size
         self.text_ok[v.eot] = True
         self.text_or_image_ok = self.text_ok.clone()
         self.text_or_image_ok[v.boi] = True

@@ -119,3 +119,52 @@ def make_janus(folder: str | Path, grid: int = 4, codebook: int = 32, hidden: in
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+def image_reply(assistant, session, text, seeds=range(20), max_new_tokens: int = 60, **params):
+    """The first seed whose reply holds an image (a random model sometimes answers in text); its
+    turn is stored in `session`."""
+    for seed in seeds:
+        reply = list(assistant.stream(session, text, {"seed": seed, "max_new_tokens": max_new_tokens, **params}))[-1]
+        if reply.image is not None:
+            session.append(reply.turn)
+            return reply
+    raise AssertionError("no seed gave an image")
+
+
+def chameleon_code_name(k: int) -> str:
+    """Chameleon's vocabulary name of VQ code k: IMGIMG + its digits as letters (0 -> A) + Z."""
+    return "IMGIMG" + "".join(chr(ord("A") + int(d)) for d in str(k)) + "Z"
+
+
+def make_chameleon(folder: str | Path, grid: int = 4, codebook: int = 32, hidden: int = 64, seed: int = 0, draw: bool = True, steer: bool = True) -> Path:
+    """A tiny `ChameleonForConditionalGeneration` + `ChameleonProcessor` in `folder`: grid x grid
+    codes of grid*8 px. With `draw`, the VQ decoder weights are saved too (`model.vqmodel.decoder.*`,
+    as in leloy/Anole-7b-v0.1-hf); without, the folder is like facebook/chameleon-7b (encoder only)."""
+    from transformers import ChameleonConfig, ChameleonImageProcessor, ChameleonProcessor, PreTrainedTokenizerFast
+
+    from chatgen.backends.chameleon_model import model_class
+
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    specials = ["<s>", "</s>", "<pad>", "<reserved08706>", "<image>", "<racm3:break>", "<eoss>"]
+    raw = bpe_tokenizer(specials + [chameleon_code_name(k) for k in range(codebook)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="</s>", pad_token="<pad>", sep_token="<reserved08706>",
+                                        extra_special_tokens={"image_token": "<image>", "boi_token": "<racm3:break>", "eoi_token": "<eoss>"})
+    px = grid * 8
+    image_processor = ChameleonImageProcessor(size={"shortest_edge": px}, crop_size={"height": px, "width": px})
+    processor = ChameleonProcessor(image_processor, tokenizer, image_seq_length=grid * grid)
+    vocab_map = tokenizer.get_vocab()
+    config = ChameleonConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocabulary_map=vocab_map,
+        vq_config={"embed_dim": 4, "num_embeddings": codebook, "latent_channels": 4, "resolution": px, "base_channels": 32, "channel_multiplier": [1, 1, 1, 1], "num_res_blocks": 1, "attn_resolutions": []},
+    )
+    model = model_class(draw)(config).eval()
+    if steer:
+        _steer(model.get_input_embeddings().weight, model.lm_head.weight, vocab_map["<racm3:break>"], tokenizer.eos_token_id)
+    model.config.architectures = ["ChameleonForConditionalGeneration"]
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

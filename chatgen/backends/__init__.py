@@ -13,6 +13,7 @@ __all__ = ["Backend", "FAMILIES", "load_backend"]
 # config.json's `model_type` -> (module under chatgen.backends, backend class); chatgen's own
 # format is recognised by `"format": "chatgen-native"` instead.
 FAMILIES: dict[str, tuple[str, str]] = {
+    "chameleon": ("chameleon", "ChameleonBackend"),
     "emu3": ("emu3", "Emu3Backend"),
     "janus": ("janus", "JanusBackend"),
 }
