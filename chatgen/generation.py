@@ -50,9 +50,14 @@ class PrefixCachePool:
     def __init__(self, size: int = 4):
         self.size = size  # caches kept (one per recent conversation)
         self.entries: list[tuple[list[int], DynamicCache]] = []
+        self.guard = threading.Lock()  # take/put come from the batch scheduler and from single-row workers
 
     def take(self, ids: list[int]) -> tuple[DynamicCache | None, int]:
         """Remove and return the best cache cropped to the shared prefix (at most len(ids) - 1)."""
+        with self.guard:
+            return self._take(ids)
+
+    def _take(self, ids: list[int]) -> tuple[DynamicCache | None, int]:
         best, best_len = None, 0
         for i, (cached, _) in enumerate(self.entries):
             n = 0
@@ -70,11 +75,13 @@ class PrefixCachePool:
         return cache, best_len
 
     def put(self, ids: list[int], cache: DynamicCache) -> None:
-        self.entries.insert(0, (ids[: cache.get_seq_length()], cache))
-        del self.entries[self.size :]
+        with self.guard:
+            self.entries.insert(0, (ids[: cache.get_seq_length()], cache))
+            del self.entries[self.size :]
 
     def clear(self) -> None:
-        self.entries.clear()
+        with self.guard:
+            self.entries.clear()
 
 
 PREVIEW_EVERY_S = 0.2  # the least time between two preview decodes of one image
@@ -94,6 +101,14 @@ def _sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
         if config.top_p is not None and config.top_p < 1.0:
             out.append(TopPLogitsWarper(config.top_p))
     return out
+
+
+def choose(seq: torch.Tensor, logits: torch.Tensor, rules: LogitsProcessorList, warpers: LogitsProcessorList, sample: bool,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """One reply's next token (1, 1): its vocabulary rules, then the sampling warpers, then greedy
+    or sampled (from `generator`, the reply's own RNG; None: the global one). `seq` is (1, T), `logits` (1, V)."""
+    scores = warpers(seq, rules(seq, logits))
+    return torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator) if sample else scores.argmax(dim=-1, keepdim=True)
 
 
 @dataclass
@@ -144,10 +159,12 @@ class JacobiSpan:
 
     @torch.no_grad()
     def decode(self, model, seq: torch.Tensor, cache: DynamicCache, warpers: LogitsProcessorList, sample: bool,
-               put: Callable[[int], None], cancel: threading.Event) -> tuple[torch.Tensor, torch.Tensor]:
+               put: Callable[[int], None], cancel: threading.Event, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode the span's `n` codes after `seq` (which ends with `<boi>`, not yet in `cache`).
         Returns the sequence with the codes and the logits for the token after the last code
-        (every token of the sequence is then in the cache; None for the logits when cancelled)."""
+        (every token of the sequence is then in the cache; None for the logits when cancelled).
+        Random draws come from `generator` (the reply's own RNG; None: the global one)."""
+        g = generator
         done: list[int] = []  # codes decided; the last one is pending (not in the cache yet)
         drafts: list[int] = []  # guesses for the positions after the pending token
         qs: list[torch.Tensor | None] = []  # the distribution each draft was drawn from (None: a guess)
@@ -179,7 +196,7 @@ class JacobiSpan:
                 if sample:
                     q = qs[kept]
                     qd = 1.0 if q is None else float(q[d])
-                    if float(torch.rand(())) * qd < float(probs[kept, d]):
+                    if float(torch.rand((), generator=g, device=g.device if g is not None else None)) * qd < float(probs[kept, d]):
                         kept += 1
                         continue
                     residual = probs[kept].clone()
@@ -187,7 +204,7 @@ class JacobiSpan:
                         residual[d] = 0.0
                     else:
                         residual = (residual - q).clamp_min(0.0)
-                    fix = int(torch.multinomial(residual / residual.sum(), 1)) if residual.sum() > 0 else int(probs[kept].argmax())
+                    fix = int(torch.multinomial(residual / residual.sum(), 1, generator=g)) if residual.sum() > 0 else int(probs[kept].argmax())
                 elif d == int(scores[kept].argmax()):
                     kept += 1
                     continue
@@ -197,7 +214,7 @@ class JacobiSpan:
             else:
                 fix = None
                 if kept < rows:  # all drafts held and the span goes on: the bonus code
-                    fix = int(torch.multinomial(probs[kept], 1)) if sample else int(scores[kept].argmax())
+                    fix = int(torch.multinomial(probs[kept], 1, generator=g)) if sample else int(scores[kept].argmax())
             new = drafts[:kept] + ([fix] if fix is not None else [])
             for t in new:
                 put(t)
@@ -212,7 +229,7 @@ class JacobiSpan:
             # The predictions past the correction become the next drafts (positions e+kept+1 ..).
             later = range(kept + 1, rows)
             if sample:
-                drafts = [int(torch.multinomial(probs[j], 1)) for j in later]
+                drafts = [int(torch.multinomial(probs[j], 1, generator=g)) for j in later]
                 qs = [probs[j] for j in later]
             else:
                 drafts = [int(scores[j].argmax()) for j in later]
@@ -224,22 +241,22 @@ class JacobiSpan:
 @torch.no_grad()
 def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: LogitsProcessorList, warpers: LogitsProcessorList,
                 sample: bool, max_new_tokens: int, eos: int, cancel: threading.Event, put: Callable[[int], None],
-                jacobi: JacobiSpan | None = None, boi: int | None = None) -> tuple[list[int], DynamicCache]:
+                jacobi: JacobiSpan | None = None, boi: int | None = None, generator: torch.Generator | None = None) -> tuple[list[int], DynamicCache]:
     """The plain decode loop: one forward step per token, the vocabulary rules, then greedy or
     sampled (`sample`) choice; each token goes to `put` as soon as it is chosen. The same tokens as stock
     `generate` with these processors (checked in the tests), without its per-step bookkeeping.
 
     With `jacobi`, the codes after a `<boi>` (id `boi`) are decoded by `jacobi.decode`, several
     per forward pass. `cache` already holds the first `reused` tokens of `ids`. Returns the whole
-    sequence and the cache (which holds every token but the last)."""
+    sequence and the cache (which holds every token but the last). Random draws come from
+    `generator` (the reply's own RNG; None: the global one)."""
     seq = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
     # 1. Prefill: only the tokens the cache does not hold yet.
     logits = model(input_ids=seq[:, reused:], attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
     made = 0
     while made < max_new_tokens:
         # 2. Rules (guidance, edit lock, image spans), then the sampling warpers, then the choice.
-        scores = warpers(seq, rules(seq, logits))
-        tok = torch.multinomial(torch.softmax(scores, dim=-1), 1) if sample else scores.argmax(dim=-1, keepdim=True)  # (1, 1)
+        tok = choose(seq, logits, rules, warpers, sample, generator)  # (1, 1)
         seq = torch.cat([seq, tok], dim=1)  # (1, T+1)
         t = int(tok)
         put(t)
@@ -248,7 +265,7 @@ def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: 
             break
         if jacobi is not None and t == boi and made + jacobi.n < max_new_tokens:
             # 3a. An image span: its codes several per forward pass.
-            seq, logits = jacobi.decode(model, seq, cache, warpers, sample, put, cancel)
+            seq, logits = jacobi.decode(model, seq, cache, warpers, sample, put, cancel, generator)
             made += jacobi.n
             if logits is None:
                 break
@@ -288,8 +305,14 @@ def stream_reply(
     cancel: threading.Event | None = None,
     pool: PrefixCachePool | None = None,
     lock: threading.Lock | None = None,
+    batcher=None,
 ) -> Iterator[Event]:
-    """Generate one reply for `prompt` with checked `params`, yielding events; the last one is `ReplyDone`."""
+    """Generate one reply for `prompt` with checked `params`, yielding events; the last one is `ReplyDone`.
+
+    With a `batcher` (a `batching.BatchDecoder` over the same model and pool), the reply is decoded
+    in one batch with the others that arrive together (a reply with CFG runs alone, under `lock`).
+    The reply draws from its own RNG (a `torch.Generator` seeded with the reply's seed), so a seeded
+    reply is the same alone or in a batch."""
     # 1. The stop signal and the seed.
     cancel = cancel or threading.Event()
     lock = lock or threading.Lock()
@@ -310,23 +333,30 @@ def stream_reply(
     jacobi = _jacobi_for(vocab, prompt, params, processors, warpers)
     tokens: queue.Queue = queue.Queue()  # ("token", id) ... then ("end", None), from the worker
     result: dict = {}
+    generator = torch.Generator(device=model.device).manual_seed(seed)  # the reply's own RNG
+    batched = batcher is not None and not any(isinstance(r, ImageGuidance) for r in processors)
 
     def work():
-        with lock:
-            try:
+        try:
+            put = lambda t: tokens.put(("token", t))  # noqa: E731
+            if batched:
+                # 3a. Decoded in a batch with the replies that arrive together (the batcher reuses cached prefixes).
+                result["reused"] = batcher.decode(prompt.ids, processors, warpers, bool(config.do_sample), config.max_new_tokens, vocab.eot,
+                                                  cancel, put, generator=generator, jacobi=jacobi, boi=vocab.boi)
+                return
+            with lock:
                 # 3. Reuse the longest cached prefix of this conversation.
                 cache, reused = pool.take(prompt.ids) if pool is not None else (None, 0)
                 result["reused"] = reused
-                torch.manual_seed(seed)
                 seq, cache = decode_loop(model, prompt.ids, cache if cache is not None else DynamicCache(), reused, processors, warpers,
-                                         bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, lambda t: tokens.put(("token", t)),
-                                         jacobi=jacobi, boi=vocab.boi)
+                                         bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, put,
+                                         jacobi=jacobi, boi=vocab.boi, generator=generator)
                 if pool is not None:
                     pool.put(seq, cache)
-            except BaseException as e:  # surfaced in the consuming thread
-                result["error"] = e
-            finally:
-                tokens.put(("end", None))
+        except BaseException as e:  # surfaced in the consuming thread
+            result["error"] = e
+        finally:
+            tokens.put(("end", None))
 
     # 4. Run the loop in a worker; turn its tokens into events here.
     t0 = time.perf_counter()

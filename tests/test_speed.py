@@ -15,7 +15,8 @@ def test_bench_prints_ratios_and_writes_json(tiny_dir, tmp_path, capsys):
     assert all(t["p50_s"] > 0 and t["naive_s"] > 0 for t in report["turns"])
     assert report["bare_step_s"] > 0 and report["peak_rss_mb"] > 0
     ratios = {k: v for k, v in report.items() if k.endswith(("_ratio", "_speedup"))}
-    assert {"turn10_vs_turn1_ratio", "turn10_vs_naive_speedup", "concurrent_throughput_speedup"} <= set(ratios)
+    assert {"turn10_vs_turn1_ratio", "turn10_vs_naive_speedup", "concurrent_throughput_speedup", "concurrent_drawings_speedup"} <= set(ratios)
+    assert report["concurrent_replies_equal"] is True  # every reply decoded together is the one it got alone
     for k, v in ratios.items():
         assert v is None or v > 0
         assert k in printed

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from transformers import AutoModelForCausalLM
 
+from ..batching import BatchDecoder
 from ..errors import ChatgenError
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
@@ -71,7 +72,8 @@ class NativeConfig:
 class NativeBackend(Backend):
     """A causal LM + an image tokenizer (a VQModel) + a sentencepiece tokenizer, parts passed in."""
 
-    def __init__(self, lm, image_tokenizer: VQImageTokenizer, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4):
+    def __init__(self, lm, image_tokenizer: VQImageTokenizer, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4,
+                 batching: bool = True, gather_s: float = 0.002):
         self.lm = lm.eval()  # transformers causal LM over vocab.size ids
         self.image_tokenizer = image_tokenizer  # images <-> codes (a diffusers VQModel inside)
         self.sp = tokenizer  # sentencepiece processor for the text ids
@@ -85,7 +87,9 @@ class NativeBackend(Backend):
         digest = hashlib.sha1(json.dumps(config.vocab.to_dict(), sort_keys=True).encode() + self.sp.serialized_model_proto()).hexdigest()[:12]
         self.name = f"native:{config.model_name}:{digest}"
         self.pool = PrefixCachePool(cache_size)  # KV caches of recent conversations
-        self.lock = threading.Lock()  # one generation at a time per model
+        self.lock = threading.Lock()  # one user of the model at a time (the batch scheduler, or a reply decoded alone)
+        # Replies of concurrent requests decoded in one batch (replies with CFG run alone); off: one reply at a time.
+        self.batcher = BatchDecoder(self.lm, self.pool, self.lock, gather_s=gather_s) if batching else None
 
     # ---- loading and saving ------------------------------------------------------------------
     @classmethod
@@ -166,7 +170,7 @@ class NativeBackend(Backend):
 
     # ---- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event | None = None) -> Iterator[Event]:
-        return stream_reply(self.lm, self.vocab, prompt, params, self.decode_text, self.decode_image, cancel=cancel, pool=self.pool, lock=self.lock)
+        return stream_reply(self.lm, self.vocab, prompt, params, self.decode_text, self.decode_image, cancel=cancel, pool=self.pool, lock=self.lock, batcher=self.batcher)
 
 
 def _resolve(path: str | Path) -> Path:

@@ -12,8 +12,11 @@ On a scripted 10-turn conversation (a drawing, edits and questions), repeated `r
 4. the naive baseline, in the same process: stock `transformers` `generate` on the whole
    conversation re-encoded each turn (every picture through the VQ again, the text through the
    tokenizer), no cache reused, greedy, forced to the same number of new tokens;
-5. concurrency: `concurrent` conversations' first turns started together from threads, against
-   the same turns one after another (total throughput ratio);
+5. concurrency: `concurrent` conversations at different points of the script (conversation i
+   holds the script's first i turns and sends turn i + 1: drawings, edits and questions) send
+   their next turn at the same moment (threads released by one barrier), against the same turns
+   one after another (total throughput ratio), and whether every reply is the one it got alone;
+   the same for `concurrent` first turns (drawings) alone;
 6. the peak resident memory of the process.
 
 Ratio keys end in `_ratio` (lower is better) or `_speedup` (higher is better).
@@ -21,6 +24,7 @@ Ratio keys end in `_ratio` (lower is better) or `_speedup` (higher is better).
 
 from __future__ import annotations
 
+import copy
 import resource
 import statistics
 import threading
@@ -76,7 +80,40 @@ def _turn(assistant: Assistant, session: Session, text: str, params: dict) -> di
     new = int(done.stats.get("new_tokens", len(done.reply_ids))) if done is not None else 0
     v = assistant.backend.vocab
     per_image_token = (img_end - img_start) / v.image_tokens if img_start is not None and img_end is not None else None
-    return {"seconds": total, "first_row_s": first_row, "new_tokens": new, "per_image_token_s": per_image_token}
+    return {"seconds": total, "first_row_s": first_row, "new_tokens": new, "per_image_token_s": per_image_token,
+            "reply_ids": list(done.reply_ids) if done is not None else []}
+
+
+def concurrent_vs_serial(assistant: Assistant, sessions: list[Session], texts: list[str], params: dict) -> tuple[float, float, bool]:
+    """Seconds for the next turn of every session one after another, then all together (every
+    thread released by one barrier, so the requests arrive together), each from an empty cache
+    pool; and whether every reply together equals its reply alone."""
+    pool = getattr(assistant.backend, "pool", None)
+    if pool is not None:
+        pool.clear()
+    t0 = time.perf_counter()
+    alone = [_turn(assistant, copy.deepcopy(s), t, params) for s, t in zip(sessions, texts)]
+    serial_s = time.perf_counter() - t0
+    if pool is not None:
+        pool.clear()
+    together: list[dict | None] = [None] * len(sessions)
+    start = threading.Barrier(len(sessions) + 1)
+
+    def run(i: int) -> None:
+        session = copy.deepcopy(sessions[i])
+        start.wait()
+        together[i] = _turn(assistant, session, texts[i], params)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sessions))]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    together_s = time.perf_counter() - t0
+    same = all(b is not None and a["reply_ids"] == b["reply_ids"] for a, b in zip(alone, together))
+    return serial_s, together_s, same
 
 
 @torch.no_grad()
@@ -140,22 +177,19 @@ def run_speed(assistant: Assistant, repeats: int = 3, concurrent: int = 8, log=p
         naive.append(naive_turn_seconds(assistant, replay, text, per_turn[i][-1]["new_tokens"]))
         _turn(assistant, replay, text, params)
     log("naive baseline done")
-    # 5. Concurrency: first turns of `concurrent` new conversations together vs one by one.
-    if pool is not None:
-        pool.clear()
-    t0 = time.perf_counter()
-    for _ in range(concurrent):
-        _turn(assistant, Session(), SCRIPT[0], params)
-    serial_s = time.perf_counter() - t0
-    if pool is not None:
-        pool.clear()
-    threads = [threading.Thread(target=_turn, args=(assistant, Session(), SCRIPT[0], params)) for _ in range(concurrent)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    together_s = time.perf_counter() - t0
+    # 5. Concurrency: `concurrent` conversations at different turns of the script send their next
+    #    turn together, against one after another; then `concurrent` first turns (drawings).
+    path = replay.path()
+    sessions, texts = [], []
+    for i in range(concurrent):
+        k = i % len(SCRIPT)
+        s = copy.deepcopy(replay)
+        s.checkout(path[k - 1].id if k else None)
+        sessions.append(s)
+        texts.append(SCRIPT[k])
+    serial_s, together_s, same = concurrent_vs_serial(assistant, sessions, texts, params)
+    draw_serial_s, draw_together_s, draw_same = concurrent_vs_serial(assistant, [Session() for _ in range(concurrent)], [SCRIPT[0]] * concurrent, params)
+    log("concurrency done")
     # 6. Summary.
     turns = []
     for i, runs in enumerate(per_turn):
@@ -178,11 +212,15 @@ def run_speed(assistant: Assistant, repeats: int = 3, concurrent: int = 8, log=p
         "concurrent": concurrent,
         "serial_s": round(serial_s, 3),
         "concurrent_s": round(together_s, 3),
+        "concurrent_replies_equal": same and draw_same,  # every reply together is the reply it got alone
+        "drawings_serial_s": round(draw_serial_s, 3),
+        "drawings_concurrent_s": round(draw_together_s, 3),
     }
     report["image_token_vs_bare_step_ratio"] = round(report["image_token_s"] / bare, 3) if bare and image_tok else None
     report["turn10_vs_turn1_ratio"] = round(turns[-1]["p50_s"] / turns[0]["p50_s"], 3)
     report["turn10_vs_naive_speedup"] = round(turns[-1]["naive_s"] / turns[-1]["p50_s"], 3)
     report["concurrent_throughput_speedup"] = round(serial_s / together_s, 3)
+    report["concurrent_drawings_speedup"] = round(draw_serial_s / draw_together_s, 3)
     return report
 
 
@@ -193,7 +231,7 @@ def format_table(report: dict) -> str:
         row = "-" if t["first_row_s"] is None else f"{t['first_row_s']:.3f}"
         lines.append(f"{t['turn']:>4}  {t['p50_s']:>7.3f}  {t['p95_s']:>7.3f}  {row:>9}  {t['tokens_per_s']:>6.0f}  {t['naive_s']:>7.3f}  {t['text'][:48]}")
     lines.append("")
-    for k in ("bare_step_s", "image_token_s", "image_turn_p50_s", "peak_rss_mb", "serial_s", "concurrent_s"):
+    for k in ("bare_step_s", "image_token_s", "image_turn_p50_s", "peak_rss_mb", "serial_s", "concurrent_s", "drawings_serial_s", "drawings_concurrent_s", "concurrent_replies_equal"):
         lines.append(f"{k:<34} {report[k]}")
     for k, v in report.items():
         if k.endswith(("_ratio", "_speedup")):

@@ -1,0 +1,218 @@
+"""Batched decoding of concurrent replies (chatgen/batching.py): a reply decoded in a batch is the
+reply it gets alone, token for token, with the same seed."""
+
+import threading
+
+import pytest
+import torch
+from PIL import Image
+
+from chatgen.assistant import Assistant
+from chatgen.backends.native import NativeBackend
+from chatgen.batching import BatchDecoder
+from chatgen.conversation import Message, Session
+from chatgen.events import ReplyDone
+from chatgen.params import GenerationParams
+from chatgen.tiny import TinySpec, build_tiny
+
+# (history to replay first, the request, sampling): draws, edits and questions; greedy and seeded sampling.
+CASES = [
+    ((), "draw a dog", dict(temperature=0.0)),
+    ((), "draw a cat on the grass", dict(temperature=1.0, seed=3)),
+    (("draw a dog",), "make the dog a cat", dict(temperature=0.0)),
+    (("draw a tree",), "how many trees are there?", dict(temperature=0.9, seed=11)),
+    (("draw a dog", "make it a fox"), "where is the fox?", dict(temperature=0.0)),
+    ((), "hello", dict(temperature=1.0, seed=7, top_k=5)),
+    (("draw a balloon",), "add a sun at the top", dict(temperature=0.8, seed=5, top_p=0.9)),
+    ((), "draw a tree and a dog at night", dict(temperature=0.0, max_new_tokens=9)),  # a short cap: rows end at different steps
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return build_tiny(TinySpec(seed=5, hidden=48)).save_pretrained(tmp_path_factory.mktemp("batch") / "m")
+
+
+def _prompts(backend):
+    """The prompt of each case: its history replayed greedily (alone), then the request."""
+    a = Assistant(backend)
+    out = []
+    for history, text, params in CASES:
+        s = Session()
+        for h in history:
+            a.respond(s, h, GenerationParams(temperature=0.0, max_new_tokens=30, seed=0))
+        out.append((backend.prompt(s, Message(text)), GenerationParams(**{"max_new_tokens": 30, **params})))
+    return out
+
+
+def _reply(backend, prompt, params, cancel=None):
+    return [e for e in backend.stream(prompt, params, cancel) if isinstance(e, ReplyDone)][-1]
+
+
+def _together(backend, jobs, gather_s=0.05):
+    """Run every (prompt, params) from its own thread, all started together; replies in job order."""
+    backend.batcher.gather_s = gather_s
+    out = [None] * len(jobs)
+    start = threading.Barrier(len(jobs))
+
+    def run(i):
+        start.wait()
+        out[i] = _reply(backend, *jobs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+class CountingModel(torch.nn.Module):
+    """The language model, counting the rows of every forward pass (batches of more than one row seen)."""
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+        self.widths: list[int] = []
+
+    @property
+    def device(self):
+        return self.lm.device
+
+    def forward(self, **kw):
+        self.widths.append(kw["input_ids"].shape[0])
+        return self.lm(**kw)
+
+
+def test_eight_concurrent_replies_equal_the_replies_alone(folder):
+    alone = NativeBackend.from_pretrained(folder)
+    alone.batcher = None  # the single path: one reply at a time behind the lock
+    jobs = _prompts(alone)
+    single = [_reply(alone, *j) for j in jobs]
+    assert len({tuple(r.reply_ids) for r in single}) >= 6  # the cases really differ
+    assert any(r.image is not None for r in single) and len({len(r.reply_ids) for r in single}) >= 3  # rows end at different steps
+    batched = NativeBackend.from_pretrained(folder)
+    counting = CountingModel(batched.lm)
+    batched.batcher.model = counting
+    together = _together(batched, jobs)
+    assert max(counting.widths) >= 4, "the replies were not decoded in one batch"
+    for i, (a, b) in enumerate(zip(single, together)):
+        assert a.reply_ids == b.reply_ids, f"case {i} ({CASES[i][1]!r}, {CASES[i][2]}) differs in the batch"
+        assert a.text == b.text
+        assert (a.image is None) == (b.image is None)
+        if a.image is not None:
+            assert a.image.tobytes() == b.image.tobytes()
+
+
+def test_rows_of_different_lengths_and_late_joiners(folder):
+    b = NativeBackend.from_pretrained(folder)
+    jobs = _prompts(b)
+    single = [_reply(b, *j) for j in jobs]  # through the batcher, one at a time
+    # Prompts of very different lengths, started at different moments (later ones join a running batch).
+    b.pool.clear()
+    b.batcher.gather_s = 0.0
+    out = [None] * len(jobs)
+
+    def run(i):
+        out[i] = _reply(b, *jobs[i])
+
+    threads = []
+    for i in range(len(jobs)):
+        threads.append(threading.Thread(target=run, args=(i,)))
+        threads[-1].start()
+        threading.Event().wait(0.003 * i)
+    for t in threads:
+        t.join()
+    assert len({len(p.ids) for p, _ in jobs}) >= 4
+    assert [r.reply_ids for r in out] == [r.reply_ids for r in single]
+
+
+def test_a_cancelled_row_leaves_the_others_undisturbed(folder):
+    b = NativeBackend.from_pretrained(folder)
+    jobs = _prompts(b)[:4]
+    jobs = [(p, GenerationParams(**{**vars(q), "max_new_tokens": 30, "jacobi": 0})) for p, q in jobs]  # every row stays in the batch
+    single = [_reply(b, *j) for j in jobs]
+    b.pool.clear()
+    cancel = threading.Event()
+    out = [None] * len(jobs)
+
+    def run(i):
+        if i == 0:
+            events = []
+            for e in b.stream(*jobs[0], cancel):
+                events.append(e)
+                if len(events) == 2:
+                    cancel.set()
+            out[0] = events[-1]
+        else:
+            out[i] = _reply(b, *jobs[i])
+
+    b.batcher.gather_s = 0.05
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out[0].cancelled and len(out[0].reply_ids) < len(single[0].reply_ids)
+    assert [r.reply_ids for r in out[1:]] == [r.reply_ids for r in single[1:]]
+
+
+# Jacobi off: the lock is a logits processor of a batched row; sampled with Jacobi: the span is decoded by JacobiSpan.
+@pytest.mark.parametrize("temperature,jacobi", [(0.0, 0), (1.0, 16)])
+def test_a_masked_edit_in_a_batch_keeps_its_lock(folder, temperature, jacobi):
+    b = NativeBackend.from_pretrained(folder)
+    a = Assistant(b)
+    v = b.vocab
+    s = Session()
+    a.respond(s, "draw a dog", GenerationParams(temperature=0.0, max_new_tokens=30, seed=0))
+    source = s.turns[s.head].assistant_image
+    assert source is not None
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (0, 0, source.size[0] // 2, source.size[1] // 2))  # paint the top left quarter
+    prompt = b.prompt(s, Message("make it red", mask=mask))
+    prompt.source_codes, prompt.keep = b.encode_image(source), ~b.edit_cells(mask)  # as the assistant sets them
+    assert prompt.keep.any() and not prompt.keep.all()
+    params = GenerationParams(temperature=temperature, seed=4, max_new_tokens=30, jacobi=jacobi)
+    others = _prompts(b)[:5]
+    single = _reply(b, prompt, params)
+    replies = _together(b, [(prompt, params)] + others)
+    assert replies[0].reply_ids == single.reply_ids
+    ids = replies[0].reply_ids
+    assert v.boi in ids
+    codes = torch.tensor(ids[ids.index(v.boi) + 1 : ids.index(v.boi) + 1 + v.image_tokens]) - v.image_offset  # (H*W,)
+    keep = prompt.keep.reshape(-1)
+    assert torch.equal(codes[keep], prompt.source_codes.reshape(-1)[keep].long())
+
+
+def test_cached_equals_uncached_turn_after_turn_in_a_batch(folder):
+    cached = Assistant(NativeBackend.from_pretrained(folder))
+    fresh = Assistant(NativeBackend.from_pretrained(folder))
+    fresh.backend.pool.size = 0  # never keep a cache: every turn reads the whole conversation
+    params = [GenerationParams(temperature=t, seed=k, max_new_tokens=30) for k, t in enumerate((0.0, 1.0, 0.7))]
+    sessions = {id(a): [Session() for _ in params] for a in (cached, fresh)}
+    for step, text in enumerate(["draw a dog", "make the dog a cat", "how many animals are there?"]):
+        replies = {}
+        for a in (cached, fresh):
+            a.backend.batcher.gather_s = 0.05
+            out = [None] * len(params)
+
+            def run(i, a=a, out=out):
+                out[i] = a.respond(sessions[id(a)][i], text, params[i])
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(params))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            replies[id(a)] = [s.turns[r.turn_id].reply_ids for s, r in zip(sessions[id(a)], out)]
+            if a is fresh:
+                assert all(r.metadata["tokens"]["cached_tokens"] == 0 for r in out)
+            elif step:
+                assert all(r.metadata["tokens"]["cached_tokens"] > 0 for r in out)
+        assert replies[id(cached)] == replies[id(fresh)], f"turn {step + 1} differs"
+
+
+def test_batch_decoder_rejects_an_empty_prompt(folder):
+    b = NativeBackend.from_pretrained(folder)
+    with pytest.raises(ValueError, match="ids"):
+        BatchDecoder(b.lm).decode([], None, None, False, 3, b.vocab.eot, threading.Event(), lambda t: None)
