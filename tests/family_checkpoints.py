@@ -168,3 +168,50 @@ def make_chameleon(folder: str | Path, grid: int = 4, codebook: int = 32, hidden
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+# GLM-Image's chat template as other tools write it (the source picture between the image start
+# and end tokens, then the text); the processor appends the target grids and the image start.
+GLM_IMAGE_CHAT_TEMPLATE = "{%- for m in messages -%}{%- for item in m.content -%}{%- if item.type == 'image' -%}<|dit_token_START|><|image|><|dit_token_END|>{%- elif item.type == 'text' -%}{{ item.text }}{%- endif -%}{%- endfor -%}{%- endfor -%}"
+
+
+def make_glm_image(folder: str | Path, grid: int = 4, codebook: int = 32, seed: int = 0) -> Path:
+    """A tiny `GlmImagePipeline` in `folder` (as zai-org/GLM-Image is laid out): pictures of grid*32
+    px, a grid x grid large token grid, a 16x16 preview; `<|dit_token_k|>` is id k (codes, then the
+    image start and end), a vision encoder of patch 16 (its processor halves a picture first, so an
+    upload is grid x grid tokens too), a T5 with ByT5's byte tokenizer, a DiT of patch 2 over a
+    4-level VAE."""
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, GlmImagePipeline, GlmImageTransformer2DModel
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import ByT5Tokenizer, GlmImageConfig, GlmImageForConditionalGeneration, GlmImageImageProcessorPil, GlmImageProcessor, PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    torch.manual_seed(seed)
+    px = grid * 32
+    dit = [f"<|dit_token_{k}|>" for k in range(codebook + 2)]
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=[*dit, "<|endoftext|>", "<|image|>", "<sop>", "<eop>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    raw.train_from_iterator(CORPUS * 4, trainer)  # the specials first: <|dit_token_k|> gets id k
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token=dit[codebook], eos_token=dit[codebook + 1], pad_token="<|endoftext|>",
+                                        extra_special_tokens={"image_token": "<|image|>", "grid_bos_token": "<sop>", "grid_eos_token": "<eop>"})
+    template = GLM_IMAGE_CHAT_TEMPLATE.replace("START", str(codebook)).replace("END", str(codebook + 1))
+    image_processor = GlmImageImageProcessorPil(patch_size=16, temporal_patch_size=1, merge_size=1, min_pixels=px * px, max_pixels=px * px, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    config = GlmImageConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         vision_vocab_size=codebook + 8, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}, pad_token_id=tokenizer.pad_token_id, eos_token_id=codebook + 1),
+        vision_config=dict(depth=1, hidden_size=32, num_heads=2, image_size=px // 2, patch_size=16, intermediate_size=32),
+        vq_config=dict(embed_dim=32, num_embeddings=codebook, latent_channels=32),
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image|>"), image_start_token_id=codebook, image_end_token_id=codebook + 1,
+    )
+    pipe = GlmImagePipeline(
+        tokenizer=ByT5Tokenizer(),
+        processor=GlmImageProcessor(image_processor, tokenizer, chat_template=template),
+        text_encoder=T5EncoderModel(T5Config(vocab_size=384, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=2)).eval(),
+        vision_language_encoder=GlmImageForConditionalGeneration(config).eval(),
+        vae=AutoencoderKL(block_out_channels=(4, 8, 16, 16), down_block_types=["DownEncoderBlock2D"] * 4, up_block_types=["UpDecoderBlock2D"] * 4, latent_channels=4, norm_num_groups=4, sample_size=px, latents_mean=[0.0] * 4, latents_std=[1.0] * 4),
+        transformer=GlmImageTransformer2DModel(patch_size=2, in_channels=4, out_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=2, text_embed_dim=32, time_embed_dim=16, condition_dim=8, prior_vq_quantizer_codebook_size=codebook),
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+    )
+    pipe.save_pretrained(folder)
+    return Path(folder)

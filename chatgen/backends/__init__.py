@@ -10,11 +10,13 @@ from .checkpoint import check_fits, looks_like_hub_id, parse_dtype, read_config,
 
 __all__ = ["Backend", "FAMILIES", "load_backend"]
 
-# config.json's `model_type` -> (module under chatgen.backends, backend class); chatgen's own
-# format is recognised by `"format": "chatgen-native"` instead.
+# config.json's `model_type` (for a diffusers pipeline, the type `checkpoint.PIPELINES` gives it) ->
+# (module under chatgen.backends, backend class); chatgen's own format is recognised by
+# `"format": "chatgen-native"` instead.
 FAMILIES: dict[str, tuple[str, str]] = {
     "chameleon": ("chameleon", "ChameleonBackend"),
     "emu3": ("emu3", "Emu3Backend"),
+    "glm_image": ("glm_image", "GlmImageBackend"),  # a diffusers GlmImagePipeline folder (model_index.json)
     "janus": ("janus", "JanusBackend"),
 }
 

@@ -4,7 +4,8 @@
 
 1. `resolve(path)`: a local folder as is, else a Hub id (its small files first, so a checkpoint
    that cannot fit is refused before gigabytes are downloaded); one sentence when neither.
-2. `read_config(folder)`: the folder's `config.json` (`model_type`, or chatgen's `format`).
+2. `read_config(folder)`: the folder's `config.json` (`model_type`, or chatgen's `format`); a
+   diffusers pipeline folder (`model_index.json`) of GLM-Image reads as model type `glm_image`.
 3. `check_fits(...)`: the weight bytes (the safetensors index's `total_size`, else the sum of the
    `*.safetensors` / `*.bin` files), scaled to the dtype or quantization asked for, against the
    memory free on the device; a model that cannot fit gets one sentence naming both sizes and
@@ -27,6 +28,8 @@ from ..errors import ChatgenError
 SMALL_FILES = ["*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken", "*.py"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 GB = 1024**3
+PIPELINE_INDEX = "model_index.json"  # a diffusers pipeline folder's index
+PIPELINES = {"GlmImagePipeline": "glm_image"}  # diffusers pipeline class -> the model type chatgen loads it as
 
 
 def looks_like_hub_id(path: str | Path) -> bool:
@@ -39,7 +42,7 @@ def resolve(path: str | Path, weights: bool = True) -> Path:
     small files with weights=False)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if not (p / "config.json").is_file():
+        if not (p / "config.json").is_file() and not (p / PIPELINE_INDEX).is_file():
             raise ChatgenError(f"no chatgen model at {p}: config.json is missing")
         return p
     if p.exists():
@@ -53,18 +56,33 @@ def resolve(path: str | Path, weights: bool = True) -> Path:
     except Exception as e:  # offline, unknown repo, no access: one line, not a traceback
         offline = " (offline: HF_HUB_OFFLINE is set)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
         raise ChatgenError(f"cannot load model {path!s}: not a local folder and not available from the Hub{offline} ({type(e).__name__})") from None
-    if not (folder / "config.json").is_file():
+    if not (folder / "config.json").is_file() and not (folder / PIPELINE_INDEX).is_file():
         raise ChatgenError(f"Hub repo {path} has no config.json; expected a transformers or chatgen checkpoint")
     return folder
 
 
 def read_config(folder: Path) -> dict:
+    """config.json as a dict; for a diffusers pipeline folder (no config.json, a model_index.json)
+    the model type its `_class_name` stands for (`PIPELINES`) and its language model's dtype."""
+    path = folder / "config.json"
+    if not path.is_file() and (folder / PIPELINE_INDEX).is_file():
+        index = _json(folder / PIPELINE_INDEX)
+        model_type = PIPELINES.get(index.get("_class_name"))
+        config = {"model_type": model_type, "pipeline": index.get("_class_name")}
+        inner = folder / "vision_language_encoder" / "config.json"
+        if model_type and inner.is_file():
+            config["dtype"] = _json(inner).get("dtype")
+        return config
+    return _json(path)
+
+
+def _json(path: Path) -> dict:
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads(path.read_text())
     except ValueError as e:
-        raise ChatgenError(f"{folder / 'config.json'} is not valid JSON ({e})") from None
+        raise ChatgenError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(config, dict):
-        raise ChatgenError(f"{folder / 'config.json'} is not a JSON object")
+        raise ChatgenError(f"{path} is not a JSON object")
     return config
 
 
