@@ -110,12 +110,7 @@ class JointVocab:
     # ---- image codes <-> ids ----------------------------------------------------------------
     def codes_to_ids(self, codes: torch.Tensor) -> list[int]:
         """(grid_h, grid_w) codes -> the full span `<boi> c_0 ... c_{HW-1} <eoi>` as ids."""
-        if tuple(codes.shape) != (self.grid_h, self.grid_w):
-            raise ValueError(f"codes must have shape ({self.grid_h}, {self.grid_w}), got {tuple(codes.shape)}")
-        flat = codes.reshape(-1).long()  # (H*W,) row-major
-        if flat.min() < 0 or flat.max() >= self.codebook_size:
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{int(flat.min())}, {int(flat.max())}]")
-        return [self.boi, *(flat + self.image_offset).tolist(), self.eoi]
+        return [self.boi, *grid_to_ids(codes, self.image_offset, self.codebook_size, self.grid_h, self.grid_w), self.eoi]
 
     def ids_to_codes(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
         """The H*W image ids of one span (no markers) -> (grid_h, grid_w) codes."""
@@ -153,6 +148,16 @@ def split_spans(ids: list[int], boi: int, eoi: int, is_text) -> tuple[list[int],
         elif is_text(t):
             text.append(t)
     return text, spans
+
+
+def grid_to_ids(codes: torch.Tensor, offset: int, codebook_size: int, grid_h: int, grid_w: int) -> list[int]:
+    """(grid_h, grid_w) codes -> their ids in row-major order (codes numbered from `offset`), checked."""
+    if tuple(codes.shape) != (grid_h, grid_w):
+        raise ValueError(f"codes must have shape ({grid_h}, {grid_w}), got {tuple(codes.shape)}")
+    flat = codes.reshape(-1).long()  # (H*W,) row-major
+    if flat.min() < 0 or flat.max() >= codebook_size:
+        raise ValueError(f"codes must lie in [0, {codebook_size}), got [{int(flat.min())}, {int(flat.max())}]")
+    return (flat + offset).tolist()
 
 
 def ids_to_grid(ids, offset: int, codebook_size: int, grid_h: int, grid_w: int) -> torch.Tensor:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from chatgen.backends.janus_vocab import DEFAULT_CHAT_TEMPLATE
+
 CORPUS = [
     "draw a dog on the grass",
     "make the dog a cat",
@@ -78,19 +80,7 @@ def _steer(embed: torch.Tensor, head: torch.Tensor, boi: int, eot: int) -> None:
     head[eot, 0] = 1.0
 
 
-# Janus-Pro's chat template, as transformers' conversion script writes it into the processor.
-JANUS_CHAT_TEMPLATE = (
-    "{%set seps=['\n\n','<\uff5cend\u2581of\u2581sentence\uff5c>']%}{%set i=0%}{%for message in messages%}"
-    "{%if message['role']|lower=='user'%}<|User|>: {%elif message['role']|lower=='assistant'%}"
-    "<|Assistant|>:{%if not (loop.last and not add_generation_prompt and message['content'][0]['type']=='text' and message['content'][0]['text']=='')%} {%endif%}"
-    "{%else%}{{message['role'].capitalize()}}: {%endif%}{%for content in message['content']%}{%if content['type']=='image'%}"
-    "{%if not loop.first%}{{'\n'}}{%endif%}<image_placeholder>{%if not loop.last%}{{'\n'}}{%endif%}"
-    "{%elif content['type']=='text'%}{%set text=content['text']%}{%if loop.first%}{%set text=text.lstrip()%}{%endif%}"
-    "{%if loop.last%}{%set text=text.rstrip()%}{%endif%}{%if not loop.first and message['content'][loop.index0-1]['type']=='text'%}"
-    "{{' '+text}}{%else%}{{text}}{%endif%}{%endif%}{%endfor%}{%if not loop.last or add_generation_prompt%}"
-    "{%if message['role']|lower=='user'%}{{seps[0]}}{%else%}{{seps[1]}}{%endif%}{%endif%}{%endfor%}"
-    "{%if add_generation_prompt%}<|Assistant|>:{%endif%}"
-)
+JANUS_CHAT_TEMPLATE = DEFAULT_CHAT_TEMPLATE  # Janus-Pro's, as transformers' conversion script writes it into the processor
 JANUS_SPECIALS = ["<\uff5cbegin\u2581of\u2581sentence\uff5c>", "<\uff5cend\u2581of\u2581sentence\uff5c>", "<\uff5c\u2581pad\u2581\uff5c>", "<image_placeholder>", "<begin_of_image>", "<end_of_image>"]
 
 

@@ -77,19 +77,23 @@ class Backend(ABC):
             ids += self.mask_ids(message.mask)
         return ids + [v.eot]
 
-    def turn_ids(self, turn) -> list[int]:
-        """A stored turn as ids: its user part, the assistant marker, its reply. Rebuilt when the
-        turn was made by another token space."""
+    def encode_reply(self, text: str, image: Image.Image | None) -> list[int]:
+        """A stored assistant reply rebuilt from its text and picture: `text [<boi> codes <eoi>] <eot>`."""
         v = self.vocab
+        ids = self.encode_text(text)
+        if image is not None:
+            ids += v.codes_to_ids(self.encode_image(image))
+        return ids + [v.eot]
+
+    def turn_ids(self, turn) -> list[int]:
+        """A stored turn as ids: its user part, `reply_start`, its reply. Rebuilt (`encode_user`,
+        `encode_reply`) when the turn was made by another token space."""
         if turn.token_model == self.name and self.stored_ids_ok(turn):
             user, reply = turn.user_ids, turn.reply_ids
         else:
             user = self.encode_user(Message(turn.user_text, turn.user_image, turn.user_mask))
-            reply = self.encode_text(turn.assistant_text)
-            if turn.assistant_image is not None:
-                reply += v.codes_to_ids(self.encode_image(turn.assistant_image))
-            reply += [v.eot]
-        return [*user, v.special("<assistant>"), *reply]
+            reply = self.encode_reply(turn.assistant_text, turn.assistant_image)
+        return [*user, *self.reply_start(), *reply]
 
     def prompt(self, session: Session, message: Message) -> Prompt:
         """The token ids of the whole conversation plus the new message, ready for `stream`:

@@ -231,14 +231,6 @@ class Emu3Backend(Backend):
             ids += self.vocab.codes_to_ids(self.encode_image(image))
         return ids + [self.vocab.eot]
 
-    def turn_ids(self, turn) -> list[int]:
-        if turn.token_model == self.name and self.stored_ids_ok(turn):
-            user, reply = turn.user_ids, turn.reply_ids
-        else:
-            user = self.encode_user(Message(turn.user_text, turn.user_image, turn.user_mask))
-            reply = self.encode_reply(turn.assistant_text, turn.assistant_image)
-        return [*user, *self.encode_text(self.gen_prompt), *reply]
-
     def prompt_head(self, session: Session) -> list[int]:
         """`<bos> [system]`; `Backend.prompt` adds the turns that fit, `USER: [image] text`, and
         `reply_start`."""

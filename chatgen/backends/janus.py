@@ -235,14 +235,6 @@ class JanusBackend(JanusDrawing, Backend):
             ids += self.vocab.codes_to_ids(self.encode_image(image))
         return ids + [self.vocab.eot]
 
-    def turn_ids(self, turn) -> list[int]:
-        if turn.token_model == self.name and self.stored_ids_ok(turn):
-            user, reply = turn.user_ids, turn.reply_ids
-        else:
-            user = self.encode_user(Message(turn.user_text, turn.user_image, turn.user_mask))
-            reply = self.encode_reply(turn.assistant_text, turn.assistant_image)
-        return [*user, *self.reply_start(), *reply]
-
     def prompt_head(self, session: Session) -> list[int]:
         """`<bos> [system "\\n\\n"]` (a session's system prompt as Janus's processor prefixes its own)."""
         return [self.vocab.bos] + (self.encode_text(session.system.rstrip() + "\n\n") if session.system else [])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..vocab import ids_to_grid, split_spans
+from ..vocab import grid_to_ids, ids_to_grid, split_spans
 
 # The chat template transformers' conversion script gives Janus-Pro (used when a folder has none).
 DEFAULT_CHAT_TEMPLATE = (
@@ -105,12 +105,7 @@ class JanusVocab:
 
     def codes_to_ids(self, codes: torch.Tensor) -> list[int]:
         """(grid_h, grid_w) codes -> `<begin_of_image>` code ids `<end_of_image>`."""
-        if tuple(codes.shape) != (self.grid_h, self.grid_w):
-            raise ValueError(f"codes must have shape ({self.grid_h}, {self.grid_w}), got {tuple(codes.shape)}")
-        flat = codes.reshape(-1).long()  # (H*W,) row-major
-        if flat.min() < 0 or flat.max() >= self.codebook_size:
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got [{int(flat.min())}, {int(flat.max())}]")
-        return [self.boi, *(flat + self.text_size).tolist(), self.eoi]
+        return [self.boi, *grid_to_ids(codes, self.text_size, self.codebook_size, self.grid_h, self.grid_w), self.eoi]
 
     def ids_to_codes(self, ids) -> torch.Tensor:
         """The H*W code ids of one picture -> (grid_h, grid_w) codes."""
