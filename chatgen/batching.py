@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessorList
 
 from .generation import JacobiSpan, PrefixCachePool, choose
+from .sampling import model_device
 
 
 @dataclass
@@ -190,7 +191,7 @@ class BatchDecoder:
         for row in new:
             cache, row.reused = self.pool.take(row.ids) if self.pool is not None else (None, 0)
             cache = cache if cache is not None else DynamicCache()
-            row.seq = torch.tensor([row.ids], dtype=torch.long, device=model.device)  # (1, T)
+            row.seq = torch.tensor([row.ids], dtype=torch.long, device=model_device(model))  # (1, T)
             row.logits = model(input_ids=row.seq[:, row.reused :], attention_mask=torch.ones_like(row.seq), cache=cache,
                                use_cache=True).logits[:, -1, :].float()  # (1, V)
             row.n = row.seq.shape[1]

@@ -29,7 +29,7 @@ from transformers.generation.logits_process import (
 
 from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
 from .params import GenerationParams
-from .sampling import EditLock, ImageGuidance, ImageSpanConstraint, SpanTracker
+from .sampling import EditLock, ImageGuidance, ImageSpanConstraint, SpanTracker, model_device
 from .vocab import JointVocab
 
 
@@ -250,7 +250,7 @@ def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: 
     per forward pass. `cache` already holds the first `reused` tokens of `ids`. Returns the whole
     sequence and the cache (which holds every token but the last). Random draws come from
     `generator` (the reply's own RNG; None: the global one)."""
-    seq = torch.tensor([ids], dtype=torch.long, device=model.device)  # (1, T)
+    seq = torch.tensor([ids], dtype=torch.long, device=model_device(model))  # (1, T)
     # 1. Prefill: only the tokens the cache does not hold yet.
     logits = model(input_ids=seq[:, reused:], attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
     made = 0
@@ -333,7 +333,7 @@ def stream_reply(
     jacobi = _jacobi_for(vocab, prompt, params, processors, warpers)
     tokens: queue.Queue = queue.Queue()  # ("token", id) ... then ("end", None), from the worker
     result: dict = {}
-    generator = torch.Generator(device=model.device).manual_seed(seed)  # the reply's own RNG
+    generator = torch.Generator(device=model_device(model)).manual_seed(seed)  # the reply's own RNG
     batched = batcher is not None and not any(isinstance(r, ImageGuidance) for r in processors)
 
     def work():

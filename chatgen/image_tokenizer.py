@@ -79,13 +79,33 @@ class VQImageTokenizer:
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> Image.Image:
         per_tile = self.grid_h * self.tile // self.image_size if self.tile else self.grid_h  # code rows per tile
-        n = (self.grid_h // per_tile) * (self.grid_w // per_tile)  # tiles
-        grid = to_tiles(codes.reshape(1, 1, self.grid_h, self.grid_w), per_tile if self.tile else 0)  # (N, 1, h, w)
-        q = self.vq.quantize.get_codebook_entry(grid.reshape(-1).to(self.vq.device), (n, per_tile, grid.shape[-1], -1))  # (N, C, h, w)
-        x = self.vq.decode(q.to(self.vq.dtype), force_not_quantize=True).sample  # (N, 3u^2, t/u, t/u)
-        x = F.pixel_shuffle(x.float(), self.unshuffle)  # (N, 3, t, t)
+        if self.tile and per_tile == 1:  # one code per tile: each tile is a function of its code alone, so decoded tiles are kept
+            x = self._tiles_of(codes.reshape(-1).cpu())  # (N, 3, t, t)
+        else:
+            n = (self.grid_h // per_tile) * (self.grid_w // per_tile)  # tiles
+            grid = to_tiles(codes.reshape(1, 1, self.grid_h, self.grid_w), per_tile if self.tile else 0)  # (N, 1, h, w)
+            x = self._decode_codebook(grid.reshape(-1), (n, per_tile, grid.shape[-1], -1))  # (N, 3, t, t)
         x = from_tiles(x, self.image_size, self.image_size)  # (1, 3, S, S)
         return self.pixels.postprocess(x.cpu(), output_type="pil")[0]
+
+    def _decode_codebook(self, flat: torch.Tensor, shape: tuple) -> torch.Tensor:
+        """Codes (N*h*w,) -> (N, 3, t, t) pixels in [-1, 1] through the codebook and the VQ decoder."""
+        q = self.vq.quantize.get_codebook_entry(flat.to(self.vq.device), shape)  # (N, C, h, w)
+        x = self.vq.decode(q.to(self.vq.dtype), force_not_quantize=True).sample  # (N, 3u^2, t/u, t/u)
+        return F.pixel_shuffle(x.float(), self.unshuffle).cpu()  # (N, 3, t, t)
+
+    def _tiles_of(self, codes: torch.Tensor) -> torch.Tensor:
+        """(N,) codes -> (N, 3, t, t) decoded tiles, each code through the VQ decoder once per
+        tokenizer (the codes not decoded yet, in one batch); a picture, its previews and every
+        later turn's pictures then cost a lookup instead of a decoder pass (about 40 ms on 2 cores)."""
+        if not hasattr(self, "_tile_cache"):
+            self._tile_cache: dict[int, torch.Tensor] = {}  # code -> (3, t, t)
+        wanted = codes.tolist()
+        missing = sorted({c for c in wanted if c not in self._tile_cache})
+        if missing:
+            tiles = self._decode_codebook(torch.tensor(missing), (len(missing), 1, 1, -1))  # (M, 3, t, t)
+            self._tile_cache.update(zip(missing, tiles))
+        return torch.stack([self._tile_cache[c] for c in wanted])  # (N, 3, t, t)
 
     def reconstruction_error(self, image: Image.Image) -> float:
         """Mean absolute difference (0..1) between `image` at the tokenizer's size and its round

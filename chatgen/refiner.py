@@ -32,14 +32,18 @@ Previews need 4-D latents (B, C, h, w) and an `AutoencoderKL` (SD, SD-Turbo, SDX
 refiner). Pipelines that pack their latents into sequences (Flux Kontext, Qwen-Image-Edit)
 report their steps without a picture.
 
-`embedded` names the refiner of chatgen's own world, trained by the project's code and shipped
-in `chatgen/weights/refiner` (`EMBEDDED_REFINER`); until it is there, asking for it is answered
-with one sentence.
+`embedded` names the refiner of chatgen's own world (`chatgen.embedded_refiner`: the 96 px
+decode to a crisp 384 px picture by a learned per-tile dictionary, not a diffusion model: its
+doc says why), trained by `chatgen train --stage refiner` and shipped in
+`chatgen/weights/refiner` (`EMBEDDED_REFINER`). A folder whose model_index.json names
+`EmbeddedRefinerPipeline` is loaded with that class, gets the decode as it is (not upscaled
+first), runs one step (its `refiner_defaults`) and previews its result.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import queue
 import threading
 from dataclasses import dataclass, replace
@@ -101,14 +105,19 @@ class Refiner:
             pipe.set_progress_bar_config(disable=True)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, config: RefinerConfig | None = None, dtype: str | torch.dtype | None = None, device: str | None = None) -> "Refiner":
+    def from_pretrained(cls, path: str | Path, config: RefinerConfig | dict | None = None, dtype: str | torch.dtype | None = None, device: str | None = None) -> "Refiner":
         """Load an img2img pipeline from a folder (with model_index.json) or a Hub id.
 
+        `config`: the settings, or a dict of the settings given (the rest are the pipeline's own
+        defaults: `RefinerConfig`'s, or the embedded refiner's `refiner_defaults`).
+
         1. Check the settings, then where the pipeline is: a folder, else something shaped like a Hub id.
-        2. Load it with `AutoPipelineForImage2Image`: safetensors weights only, no remote code.
+        2. Load it with `AutoPipelineForImage2Image` (chatgen's own `EmbeddedRefinerPipeline` when
+           the folder names it: two PNG tables, no code): safetensors weights only, no remote code.
         3. Move it to `device` (default: the CPU)."""
         # 1. Check.
-        config = (config or RefinerConfig()).check()
+        given = config if isinstance(config, dict) else None
+        config = RefinerConfig(**given).check() if given is not None else (config or RefinerConfig()).check()
         torch_dtype = _dtype(dtype)
         p = Path(path)
         if p.is_file():
@@ -120,11 +129,20 @@ class Refiner:
         # 2. Load.
         from diffusers import AutoPipelineForImage2Image
 
+        own = p.is_dir() and _class_name(p) == "EmbeddedRefinerPipeline"
         kwargs = {"use_safetensors": True}
         if torch_dtype is not None:
             kwargs["torch_dtype"] = torch_dtype
         try:
-            pipe = AutoPipelineForImage2Image.from_pretrained(str(path), **kwargs)
+            if own:
+                from .embedded_refiner import EmbeddedRefinerPipeline
+
+                pipe = EmbeddedRefinerPipeline.from_pretrained(str(path))
+                config = RefinerConfig(**(EmbeddedRefinerPipeline.refiner_defaults | (given or {}))).check() if given is not None or config == RefinerConfig() else config
+            else:
+                pipe = AutoPipelineForImage2Image.from_pretrained(str(path), **kwargs)
+        except ChatgenError:
+            raise
         except Exception as e:  # offline, unknown repo, no safetensors, no img2img variant: one line, not a traceback
             where = "" if p.is_dir() else "; not a local folder, and the Hub did not provide it"
             raise ChatgenError(f"cannot load refiner {path}{where} ({type(e).__name__}: {_first_line(e)})") from None
@@ -150,6 +168,8 @@ class Refiner:
         """The longer side of a refined picture in px: the configured size, else the pipeline's native side."""
         if self.config.size is not None:
             return self.config.size
+        if isinstance(getattr(self.pipe, "output_side", None), int):  # a pipeline with one output size (the embedded refiner)
+            return self.pipe.output_side
         pipe, factor = self.pipe, int(getattr(self.pipe, "vae_scale_factor", 8) or 8)
         unet = getattr(pipe, "unet", None)
         if unet is not None and isinstance(getattr(unet.config, "sample_size", None), int):
@@ -178,7 +198,7 @@ class Refiner:
         k = self.size / max(w, h)
         out_size = (max(1, round(w * k)), max(1, round(h * k)))  # the input's shape, scaled
         work = tuple(max(SNAP, round(s / SNAP) * SNAP) for s in out_size)  # (width, height) the pipeline draws
-        source = image.convert("RGB").resize(work, Image.Resampling.BICUBIC)
+        source = image.convert("RGB") if getattr(self.pipe, "wants_original", False) else image.convert("RGB").resize(work, Image.Resampling.BICUBIC)
         text = ", ".join(x for x in (prompt.strip(), self.config.style.strip()) if x)
         mode = self.config.preview if previews else "off"
         # 2. Run the pipeline in a worker thread; its step callback posts to `posted`.
@@ -195,7 +215,9 @@ class Refiner:
             total = getattr(pipe, "num_timesteps", None) or max(1, int(self.config.steps * self.config.strength))
             latents = tensors.get("latents")
             picture = None
-            if mode == "latent" and fit[0] is not None:
+            if mode != "off" and hasattr(pipe, "preview"):  # a pipeline that knows its own latents (the embedded refiner)
+                picture = pipe.preview(latents, out_size)
+            elif mode == "latent" and fit[0] is not None:
                 picture = _latent_preview(latents, fit[0], out_size)
             elif mode == "vae":
                 picture = _vae_preview(pipe, latents, out_size)
@@ -207,7 +229,7 @@ class Refiner:
         def work_():
             try:
                 with self.lock:
-                    if mode == "latent":
+                    if mode == "latent" and not hasattr(self.pipe, "preview"):
                         fit[0] = _latent_fit(self.pipe, source)
                     posted.put(("done", self.pipe(**kwargs).images[0]))
             except BaseException as e:  # handed to the caller's thread, raised there
@@ -254,15 +276,21 @@ class Refiner:
         return kwargs
 
 
-def load_refiner(spec: str | None, config: RefinerConfig | None = None, dtype: str | None = None, device: str | None = None) -> Refiner | None:
+def embedded_shipped() -> bool:
+    """Whether this install has the embedded refiner (the UI and the Space turn it on by default
+    for the embedded model when it does)."""
+    return (EMBEDDED_REFINER / "model_index.json").is_file()
+
+
+def load_refiner(spec: str | None, config: RefinerConfig | dict | None = None, dtype: str | None = None, device: str | None = None) -> Refiner | None:
     """The refiner a `--refiner` value names: None for "off" (or nothing), the embedded one for
     "embedded", else a Hub id or a pipeline folder (`Refiner.from_pretrained`)."""
     spec = (spec or "").strip()
     if spec in ("", "off", "none"):
         return None
     if spec == "embedded":
-        if not (EMBEDDED_REFINER / "model_index.json").is_file():
-            raise ChatgenError("the embedded refiner is not shipped yet (it will live in chatgen/weights/refiner); pass a Hub id such as stabilityai/sd-turbo or a pipeline folder to --refiner, or leave it off")
+        if not embedded_shipped():
+            raise ChatgenError("the embedded refiner is missing from this install (chatgen/weights/refiner); pass a Hub id such as stabilityai/sd-turbo or a pipeline folder to --refiner, or leave it off")
         return Refiner.from_pretrained(EMBEDDED_REFINER, config, dtype=dtype, device=device)
     return Refiner.from_pretrained(spec, config, dtype=dtype, device=device)
 
@@ -274,6 +302,14 @@ def _dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     if dtype not in DTYPES:
         raise ChatgenError(f"refiner dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
+
+
+def _class_name(folder: Path) -> str | None:
+    """The pipeline class a folder's model_index.json names (None when unreadable)."""
+    try:
+        return json.loads((folder / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _first_line(e: BaseException) -> str:

@@ -21,6 +21,17 @@ from transformers.generation.logits_process import UnbatchedClassifierFreeGuidan
 from .vocab import JointVocab
 
 
+def model_device(model) -> torch.device:
+    """The device `model` computes on. For a model loaded with accelerate offload (it has an
+    `hf_device_map`) that is the map's first accelerator, else the CPU: its offloaded weights
+    are on the `meta` device until a forward pass brings them in, so `model.device` may say meta."""
+    placed = getattr(model, "hf_device_map", None)
+    if placed:
+        on = [d for d in placed.values() if d not in ("cpu", "disk", "meta")]
+        return torch.device(on[0]) if on else torch.device("cpu")
+    return model.device
+
+
 class SpanTracker:
     """Where a one-row reply is: inside an image span or not, codes in the open span, images done.
 
@@ -122,7 +133,7 @@ class ImageGuidance(UnbatchedClassifierFreeGuidanceLogitsProcessor):
     its logits are mixed in only while image codes are being chosen."""
 
     def __init__(self, model, span: SpanTracker, uncond_ids: list[int], scale: float):
-        device = model.device
+        device = model_device(model)
         super().__init__(scale, model, unconditional_ids=torch.tensor([uncond_ids], dtype=torch.long, device=device), use_cache=True)
         self.span = span  # the reply's position
 

@@ -102,8 +102,10 @@ SPACE_FILES = {"app.py": APP_PY, "README.md": README_MD, "requirements.txt": REQ
 
 
 # ---- the Space app --------------------------------------------------------------------------------
-def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data_dir: str | Path | None = None, safety_words: bool | str | Path = True, safety_checker: str | Path | None = None, c2pa_cert: str | Path | None = None, c2pa_key: str | Path | None = None):
-    """The UI on `model` when that folder exists, else on the embedded default model; `data_dir`
+def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data_dir: str | Path | None = None, safety_words: bool | str | Path = True, safety_checker: str | Path | None = None, c2pa_cert: str | Path | None = None, c2pa_key: str | Path | None = None, refiner: str | None = "auto"):
+    """The UI on `model` when that folder exists, else on the embedded default model;
+    `refiner`: "auto" (the embedded refiner for the embedded model, when shipped; none for
+    another model), "off", or what `--refiner` takes; `data_dir`
     keeps the sessions across restarts (e.g. a Space's persistent storage, /data), as `chatgen ui --data-dir`.
 
     Safety (`chatgen.safety`): the blocked-word prompt filter is ON by default here, while every
@@ -122,8 +124,9 @@ def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data
 
     from .assistant import Assistant
     from .backends import load_backend
-    from .defaults import default_model_path
+    from .defaults import SHIPPED, default_model_path
     from .models import ModelSet
+    from .refiner import embedded_shipped, load_refiner
     from .provenance import Provenance
     from .safety import safety_from_options
     from .ui import build_demo
@@ -133,6 +136,9 @@ def space_demo(model: str | Path | None = None, concurrency_limit: int = 1, data
     hooks = {"safety": safety_from_options(safety_words, safety_checker), "provenance": Provenance(c2pa_cert, c2pa_key) if c2pa_cert else None}
     path = Path(model) if model is not None and (Path(model) / "config.json").is_file() else default_model_path()
     device = "cuda" if (torch.cuda.is_available() or on_zero_gpu()) else None
+    if refiner == "auto":
+        refiner = "embedded" if path == SHIPPED and embedded_shipped() else "off"
+    hooks["refiner"] = load_refiner(refiner)  # on the CPU: the embedded refiner is a small UNet
     return build_demo(ModelSet(Assistant(load_backend(path, device=device), **hooks)), concurrency_limit=concurrency_limit, data_dir=data_dir)
 
 

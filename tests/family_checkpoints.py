@@ -165,12 +165,13 @@ def make_chameleon(folder: str | Path, grid: int = 4, codebook: int = 32, hidden
 GLM_IMAGE_CHAT_TEMPLATE = "{%- for m in messages -%}{%- for item in m.content -%}{%- if item.type == 'image' -%}<|dit_token_START|><|image|><|dit_token_END|>{%- elif item.type == 'text' -%}{{ item.text }}{%- endif -%}{%- endfor -%}{%- endfor -%}"
 
 
-def make_glm_image(folder: str | Path, grid: int = 4, codebook: int = 32, seed: int = 0) -> Path:
+def make_glm_image(folder: str | Path, grid: int = 4, codebook: int = 32, seed: int = 0, hidden: int = 32) -> Path:
     """A tiny `GlmImagePipeline` in `folder` (as zai-org/GLM-Image is laid out): pictures of grid*32
     px, a grid x grid large token grid, a 16x16 preview; `<|dit_token_k|>` is id k (codes, then the
     image start and end), a vision encoder of patch 16 (its processor halves a picture first, so an
     upload is grid x grid tokens too), a T5 with ByT5's byte tokenizer, a DiT of patch 2 over a
-    4-level VAE."""
+    4-level VAE. `hidden`: the GLM text model's width (64 for bitsandbytes' 4-bit CPU kernel,
+    whose blocks of 64 inputs need at least that many)."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, GlmImagePipeline, GlmImageTransformer2DModel
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import ByT5Tokenizer, GlmImageConfig, GlmImageForConditionalGeneration, GlmImageImageProcessorPil, GlmImageProcessor, PreTrainedTokenizerFast, T5Config, T5EncoderModel
@@ -188,8 +189,8 @@ def make_glm_image(folder: str | Path, grid: int = 4, codebook: int = 32, seed: 
     template = GLM_IMAGE_CHAT_TEMPLATE.replace("START", str(codebook)).replace("END", str(codebook + 1))
     image_processor = GlmImageImageProcessorPil(patch_size=16, temporal_patch_size=1, merge_size=1, min_pixels=px * px, max_pixels=px * px, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     config = GlmImageConfig(
-        text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
-                         vision_vocab_size=codebook + 8, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2]}, pad_token_id=tokenizer.pad_token_id, eos_token_id=codebook + 1),
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=1024,
+                         vision_vocab_size=codebook + 8, rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [hidden // 8, hidden // 16, hidden // 16]}, pad_token_id=tokenizer.pad_token_id, eos_token_id=codebook + 1),
         vision_config=dict(depth=1, hidden_size=32, num_heads=2, image_size=px // 2, patch_size=16, intermediate_size=32),
         vq_config=dict(embed_dim=32, num_embeddings=codebook, latent_channels=32),
         image_token_id=tokenizer.convert_tokens_to_ids("<|image|>"), image_start_token_id=codebook, image_end_token_id=codebook + 1,

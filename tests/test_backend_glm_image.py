@@ -124,15 +124,49 @@ def test_session_round_trip_keeps_the_stored_ids(glm, tmp_path):
     assert glm.stored_ids_ok(turn) and glm.turn_ids(turn) == [*turn.user_ids, *turn.reply_ids]
 
 
-def test_incomplete_folder_and_quantize_are_one_sentence(glm_dir, tmp_path):
+def test_incomplete_folder_is_one_sentence(glm_dir, tmp_path):
     import shutil
 
     broken = shutil.copytree(glm_dir, tmp_path / "broken")
     shutil.rmtree(broken / "transformer")
     with pytest.raises(ChatgenError, match=r"incomplete: transformer missing"):
         load_backend(broken)
-    with pytest.raises(ChatgenError, match=r"--quantize is not wired for GLM-Image"):
-        load_backend(glm_dir, quantization="4bit")
+
+
+@pytest.fixture(scope="module")
+def glm_wide_dir(tmp_path_factory):
+    """The tiny pipeline with a GLM 64 wide: bitsandbytes' 4-bit CPU kernel quantizes in blocks of 64 inputs."""
+    return make_glm_image(tmp_path_factory.mktemp("glm64") / "GLM-Image-tiny-64", grid=GRID, codebook=CODES, hidden=64)
+
+
+@pytest.mark.parametrize("quantize", ["4bit", "8bit"])
+def test_quantized_loading_on_cpu(glm_wide_dir, quantize, tmp_path):
+    bnb = pytest.importorskip("bitsandbytes")
+    layer = bnb.nn.Linear4bit if quantize == "4bit" else bnb.nn.Linear8bitLt
+    b = load_backend(glm_wide_dir, quantization=quantize, steps=2)
+    inner = b.model.model  # the GLM layers are quantized; the vision encoder, the VQ, the head and the decoder are not
+    assert isinstance(inner.language_model.layers[0].mlp.gate_up_proj, layer)
+    for part in (b.model.lm_head, inner.visual, inner.vqmodel, b.pipe.transformer, b.pipe.text_encoder, b.pipe.vae):
+        assert not any(isinstance(m, layer) for m in part.modules())
+    a, s = Assistant(b), Session()
+    reply = a.respond(s, "draw a dog", {"seed": 0})
+    assert reply.image.size == (PX, PX)
+    assert_reply_ids(b, s.turns[reply.turn_id].reply_ids, PREVIEW * PREVIEW)
+    assert a.respond(s, "make the dog a cat", {"seed": 1}).image.size == (PX, PX)  # an edit reads the picture through the unquantized VQ
+    out = tmp_path / "dog.png"
+    assert main(["generate", "draw a dog", "-o", str(out), "--model", str(glm_wide_dir), "--seed", "0", "--quantize", quantize]) == 0
+    assert Image.open(out).size == (PX, PX)
+
+
+def test_offload_is_cuda_only_and_short_memory_is_one_sentence(glm_dir, monkeypatch, capsys):
+    from chatgen.backends import checkpoint
+
+    b = load_backend(glm_dir, offload="on", steps=2)  # on the CPU: a note, and the pipeline loads whole
+    assert "offloaded on CUDA only" in capsys.readouterr().err and isinstance(b, GlmImageBackend)
+    monkeypatch.setattr(checkpoint, "available_bytes", lambda device: 1024)
+    with pytest.raises(ChatgenError, match=r"^the model's weights need about .* but only 1 KB of memory is free; try --quantize 4bit") as e:
+        load_backend(glm_dir)  # --offload auto has no disk tier for a pipeline on the CPU: the refusal, without naming --offload
+    assert "--offload" not in str(e.value)
 
 
 # ---- front ends: --model on the folder ---------------------------------------------------------
@@ -183,3 +217,23 @@ def test_cancel_stops_the_autoregressive_step(glm):
     s = Session()
     reply = list(Assistant(glm).stream(s, "draw a dog", {"seed": 0}, cancel=cancel))[-1]
     assert reply.cancelled and reply.turn is None and reply.image is None and not s.turns
+
+
+def test_diffusers_cpu_offload_replies_the_same_tokens(glm_dir):
+    """The CUDA low-memory profile (diffusers' model CPU offload), run with the CPU as its device:
+    the autoregressive model is moved in before `get_image_features` (not a forward) too."""
+    from diffusers import GlmImagePipeline
+
+    def turns(backend):
+        a, s, out = Assistant(backend), Session(), []
+        for m in ["draw a dog", "make the dog a cat", Message("snowy and bright", image=Image.new("RGB", (50, 40), (200, 30, 30)))]:
+            r = a.respond(s, m, {"seed": 0})
+            out.append((s.turns[r.turn_id].reply_ids, r.image.size))
+        return out
+
+    pipe = GlmImagePipeline.from_pretrained(glm_dir)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.enable_model_cpu_offload(device="cpu")
+    b = GlmImageBackend(pipe, steps=2)
+    assert hasattr(b.model, "_hf_hook")
+    assert turns(b) == turns(load_backend(glm_dir, steps=2))  # the pixels differ by float rounding (about 1e-5) only

@@ -42,9 +42,9 @@ def test_a_model_that_cannot_fit_is_refused_before_loading(tmp_path, monkeypatch
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": 14 * 1024**3}, "weight_map": {}}))
     monkeypatch.setattr(checkpoint, "available_bytes", lambda device: 8 * 1024**3)
     with pytest.raises(ChatgenError) as e:
-        load_backend(tmp_path)
+        load_backend(tmp_path, offload="off")  # "auto" would load it offloaded (tests/test_offload.py)
     msg = str(e.value)
-    assert "14.0 GB" in msg and "8.0 GB" in msg and "--quantize 4bit" in msg and "3.9 GB" in msg
+    assert "14.0 GB" in msg and "8.0 GB" in msg and "--quantize 4bit" in msg and "3.9 GB" in msg and "--offload auto" in msg
     # 4-bit fits: the refusal is gone and loading goes on (to the missing weights)
     with pytest.raises(ChatgenError, match="incomplete"):
         load_backend(tmp_path, quantization="4bit")

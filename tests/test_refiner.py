@@ -251,7 +251,6 @@ def test_cli_generate_with_a_refiner_folder(capsys, tiny_dir, sd_dir, tmp_path):
     (["--refiner", "{missing}"], "the folder does not exist"),
     (["--refiner", "{empty}"], "model_index.json is missing"),
     (["--refiner", "{file}"], "is a file"),
-    (["--refiner", "embedded"], "the embedded refiner is not shipped yet"),
     (["--refiner-strength", "0.3"], "--refiner-strength needs --refiner"),
     (["--refiner", "{empty}", "--refiner-strength", "0.1"], "steps x strength must be at least 1"),
 ])

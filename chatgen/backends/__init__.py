@@ -6,7 +6,8 @@ import importlib
 
 from ..errors import ChatgenError
 from .base import Backend
-from .checkpoint import check_fits, looks_like_hub_id, parse_dtype, read_config, resolve
+from .checkpoint import looks_like_hub_id, parse_dtype, read_config, resolve
+from .offload import plan_offload
 
 __all__ = ["Backend", "FAMILIES", "load_backend"]
 
@@ -21,12 +22,17 @@ FAMILIES: dict[str, tuple[str, str]] = {
 }
 
 
-def load_backend(path, dtype=None, device: str | None = None, quantization: str | None = None, check_memory: bool = True, **kwargs) -> Backend:
+def load_backend(path, dtype=None, device: str | None = None, quantization: str | None = None, check_memory: bool = True, offload: str = "auto", max_memory: int | str | None = None, **kwargs) -> Backend:
     """Load the backend of the checkpoint at `path` (a folder or a Hub id), picked from its config.json.
+
+    `offload` ("auto", "on", "off") and `max_memory` (bytes or "6GB" on the device): the
+    low-memory profile of `offload.py`, for weights larger than the free memory.
 
     1. Find the folder (for a Hub id, only its small files so far) and read config.json.
     2. Pick the family: chatgen's native format, or the transformers `model_type`.
-    3. Refuse weights that cannot fit in the free memory (one sentence, with the flag that helps).
+    3. Memory: weights that fit load as they are; weights that do not load in the low-memory
+       profile (accelerate offload) when `offload` allows it, else are refused (one sentence,
+       with the flag that helps).
     4. Download the weights (Hub) and load them through the family's `from_pretrained`.
     """
     # 1. The folder and its config.
@@ -44,10 +50,13 @@ def load_backend(path, dtype=None, device: str | None = None, quantization: str 
         module, name = FAMILIES[model_type]
     # 3. Memory.
     dtype = parse_dtype(dtype)
-    if check_memory:
-        check_fits(folder, config, dtype, device, quantization, hub_id)
+    plan = None
+    if check_memory or offload == "on":
+        plan = plan_offload(folder, config, dtype, device, quantization, hub_id, mode=offload, max_memory=max_memory, accelerate=module != "glm_image")
     # 4. Load.
     if hub_id is not None:
         folder = resolve(hub_id)
     cls = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if plan is not None:
+        kwargs["offload"] = plan
     return cls.from_pretrained(folder, dtype=dtype, device=device, quantization=quantization, **kwargs)

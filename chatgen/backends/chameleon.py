@@ -48,8 +48,10 @@ from PIL import Image
 
 from ..errors import ChatgenError
 from ..generation import PrefixCachePool
+from ..sampling import model_device
 from .checkpoint import load_kwargs
 from .emu3 import DEFAULT_CHAT_TEMPLATE, Emu3Backend, Emu3Vocab, _check_files, _msg
+from .offload import onloaded
 
 DRAW_ENV = "CHATGEN_CHAMELEON_DRAW"  # "1": Chameleon-format checkpoints load with drawing on
 
@@ -91,6 +93,7 @@ class ChameleonBackend(Emu3Backend):
         self.processor = processor  # ChameleonProcessor: tokenizer, image processor, image_seq_length
         self.tokenizer = tok = processor.tokenizer
         self.vq = model.model.vqmodel  # ChameleonVQVAE (+ .decoder when drawing)
+        self.device = model_device(model)  # where inputs go (offloaded weights are on `meta` until used)
         self.template = processor.chat_template or DEFAULT_CHAT_TEMPLATE
         # 1. Sizes: image_seq_length codes in a square grid; the VQ downsamples by 2**(levels-1).
         grid = math.isqrt(int(processor.image_seq_length))
@@ -124,10 +127,11 @@ class ChameleonBackend(Emu3Backend):
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, draw: bool | None = None) -> ChameleonBackend:
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, draw: bool | None = None, offload=None) -> ChameleonBackend:
         """Load a transformers-format Chameleon folder; `draw` (default: `CHATGEN_CHAMELEON_DRAW`)
         lifts the image mask and loads the VQ decoder. Quantization quantizes the language model
-        only (the VQ and the output head stay in full precision)."""
+        only (the VQ and the output head stay in full precision); `offload` (an `offload.OffloadPlan`):
+        the low-memory profile."""
         from transformers import ChameleonProcessor
 
         from .chameleon_model import model_class
@@ -136,11 +140,11 @@ class ChameleonBackend(Emu3Backend):
         _check_files(folder, "Chameleon")
         draw = draw_switch(draw)
         processor = ChameleonProcessor.from_pretrained(folder)
-        kwargs = load_kwargs(dtype, device, quantization, skip_modules=["model.vqmodel", "lm_head"])
+        kwargs = load_kwargs(dtype, device, quantization, skip_modules=["model.vqmodel", "lm_head"], offload=offload)
         model, info = model_class(draw).from_pretrained(folder, output_loading_info=True, **kwargs)
         if draw and any(k.startswith("model.vqmodel.decoder.") for k in info.get("missing_keys", [])):
             raise ChatgenError(f"Chameleon model at {folder} has no VQ decoder weights (model.vqmodel.decoder.*), so it cannot draw; load it without draw=True / {DRAW_ENV}=1 to ask about pictures")
-        if device and not quantization:
+        if device and not quantization and offload is None:
             model = model.to(device)
         return cls(model, processor, name=folder.name)
 
@@ -149,7 +153,8 @@ class ChameleonBackend(Emu3Backend):
     def encode_image(self, image: Image.Image) -> torch.Tensor:
         """PIL image -> (grid_h, grid_w) codes: Chameleon's image processor, then its VQ encoder."""
         x = self.processor.image_processor(image.convert("RGB"), return_tensors="pt")["pixel_values"]  # (1, 3, S, S)
-        codes = self.vq.encode(x.to(self.vq.device, self.vq.dtype)).image_tokens  # (H*W,)
+        with onloaded(self.vq.quantize):  # it reads its codebook's weight: bring it in when offloaded
+            codes = self.vq.encode(x.to(self.device, self.vq.dtype)).image_tokens  # (H*W,)
         return codes.reshape(self.vocab.grid_h, self.vocab.grid_w).cpu().long()
 
     @torch.no_grad()
@@ -158,7 +163,7 @@ class ChameleonBackend(Emu3Backend):
         if not self.draws:
             raise ChatgenError(f"this Chameleon checkpoint was loaded to answer in words; draw=True ({DRAW_ENV}=1) loads a drawing one")
         v, ip = self.vocab, self.processor.image_processor
-        z = self.vq.quantize.embedding(codes.reshape(-1).long().to(self.vq.device))  # (H*W, C)
+        z = self.vq.quantize.embedding(codes.reshape(-1).long().to(self.device))  # (H*W, C)
         z = z.reshape(1, v.grid_h, v.grid_w, -1).permute(0, 3, 1, 2)  # (1, C, H, W)
         x = self.vq.decoder(self.vq.post_quant_conv(z))[0].float().cpu()  # (3, h, w), normalised
         mean = torch.tensor(ip.image_mean).view(3, 1, 1)

@@ -6,12 +6,13 @@
    that cannot fit is refused before gigabytes are downloaded); one sentence when neither.
 2. `read_config(folder)`: the folder's `config.json` (`model_type`, or chatgen's `format`); a
    diffusers pipeline folder (`model_index.json`) of GLM-Image reads as model type `glm_image`.
-3. `check_fits(...)`: the weight bytes (the safetensors index's `total_size`, else the sum of the
-   `*.safetensors` / `*.bin` files), scaled to the dtype or quantization asked for, against the
-   memory free on the device; a model that cannot fit gets one sentence naming both sizes and
-   the flag that would help.
+3. `check_fits(...)`: the weight bytes (`estimate`: the safetensors index's `total_size`, else
+   the sum of the `*.safetensors` / `*.bin` files), scaled to the dtype or quantization asked
+   for, against the memory free on the device; a model that cannot fit gets one sentence naming
+   both sizes and the flag that would help (`too_big`). `offload.plan_offload` decides, before
+   that, whether the low-memory profile loads it instead.
 4. `load_kwargs(...)`: the `from_pretrained` keyword arguments of `dtype` / `quantization` /
-   `device` shared by the transformers families.
+   `device` / offload shared by the transformers families.
 """
 
 from __future__ import annotations
@@ -136,20 +137,43 @@ def _bytes_per_param(config: dict, dtype: torch.dtype | None, quantization: str 
     return stored_size, torch.finfo(loaded).bits / 8
 
 
-def check_fits(folder: Path, config: dict, dtype: torch.dtype | None, device: str | None, quantization: str | None, hub_id: str | None = None) -> int:
-    """Raise one sentence when the weights cannot fit in the free memory; returns the estimate in bytes."""
+def estimate(folder: Path, config: dict, dtype: torch.dtype | None, quantization: str | None, hub_id: str | None = None) -> tuple[int, int]:
+    """(bytes of the weights once loaded, bytes they would take in 4-bit); (0, 0) when unknown."""
     stored_bytes = weight_bytes(folder, hub_id)
     if not stored_bytes:
-        return 0
+        return 0, 0
     stored, loaded = _bytes_per_param(config, dtype, quantization)
-    need = int(stored_bytes / stored * loaded)
-    free = available_bytes(device)
+    return int(stored_bytes / stored * loaded), int(stored_bytes / stored * 0.56)
+
+
+def size_text(n: int | float) -> str:
+    """Bytes for a person: "14.0 GB", "512.0 MB", "96 KB" (GB = 1024**3 bytes)."""
+    if n >= GB:
+        return f"{n / GB:.1f} GB"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.1f} MB"
+    return f"{n / 1024:.0f} KB"
+
+
+def too_big(need: int, four: int, free: int, device: str | None, quantization: str | None, offload_hint: bool = False, beyond: str = "") -> ChatgenError:
+    """The refusal of weights that cannot fit: one sentence naming both sizes and the flags that would help."""
+    where = "GPU memory" if device and str(device).startswith("cuda") else "memory"
+    if quantization == "4bit":
+        hint = "a machine with more memory (or --device cuda)"
+    else:
+        hint = f"--quantize 4bit (about {size_text(four)})"
+        if offload_hint and not quantization:
+            hint += " or --offload auto (slower: the weights that do not fit are read from the CPU or the disk)"
+    return ChatgenError(f"the model's weights need about {size_text(need)} but only {size_text(free)} of {where} is free{beyond}; try {hint}")
+
+
+def check_fits(folder: Path, config: dict, dtype: torch.dtype | None, device: str | None, quantization: str | None, hub_id: str | None = None, offload_hint: bool = False) -> int:
+    """Raise one sentence when the weights cannot fit in the free memory; returns the estimate in bytes.
+    `offload_hint`: the sentence names `--offload auto` too (the family can load offloaded)."""
+    need, four = estimate(folder, config, dtype, quantization, hub_id)
+    free = available_bytes(device) if need else 0
     if free and need > free:
-        where = "GPU memory" if device and str(device).startswith("cuda") else "memory"
-        hint = "--quantize 4bit" if quantization != "4bit" else "a machine with more memory (or --device cuda)"
-        four = int(stored_bytes / stored * 0.56)
-        extra = f" (about {four / GB:.1f} GB)" if quantization != "4bit" else ""
-        raise ChatgenError(f"the model's weights need about {need / GB:.1f} GB but only {free / GB:.1f} GB of {where} is free; try {hint}{extra}")
+        raise too_big(need, four, free, device, quantization, offload_hint)
     return need
 
 
@@ -163,22 +187,30 @@ def parse_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     return value
 
 
-def load_kwargs(dtype: torch.dtype | None, device: str | None, quantization: str | None, skip_modules: list[str] | None = None) -> dict:
+def load_kwargs(dtype: torch.dtype | None, device: str | None, quantization: str | None, skip_modules: list[str] | None = None, offload=None) -> dict:
     """`from_pretrained` keyword arguments for the dtype, the bitsandbytes quantization (image
-    parts in `skip_modules`, full module names from the root, stay unquantized) and the device."""
+    parts in `skip_modules`, full module names from the root, stay unquantized), the device, and
+    the low-memory profile (`offload`: an `offload.OffloadPlan`, whose device map places the weights)."""
     kwargs: dict = {}
     if dtype is not None:
         kwargs["dtype"] = dtype
     if quantization:
-        if quantization not in ("4bit", "8bit"):
-            raise ChatgenError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
-        try:
-            import bitsandbytes  # noqa: F401
-        except ImportError:
-            raise ChatgenError("--quantize needs bitsandbytes and accelerate: pip install 'chatgen[quant]'") from None
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit", llm_int8_skip_modules=skip_modules, bnb_4bit_compute_dtype=dtype or torch.float32)
+        kwargs["quantization_config"] = bnb_config(quantization, dtype, skip_modules)
         if device:
             kwargs["device_map"] = {"": device}
+    if offload is not None:
+        kwargs.update(offload.kwargs())
     return kwargs
+
+
+def bnb_config(quantization: str, dtype: torch.dtype | None, skip_modules: list[str] | None = None):
+    """transformers' `BitsAndBytesConfig` for "4bit" / "8bit"; the modules in `skip_modules` stay unquantized."""
+    if quantization not in ("4bit", "8bit"):
+        raise ChatgenError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ChatgenError("--quantize needs bitsandbytes and accelerate: pip install 'chatgen[quant]'") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit", llm_int8_skip_modules=skip_modules, bnb_4bit_compute_dtype=dtype or torch.float32)

@@ -48,9 +48,11 @@ from ..errors import ChatgenError
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..params import GenerationParams
+from ..sampling import model_device
 from ..vocab import ids_to_grid, split_spans
 from .base import Backend
 from .checkpoint import load_kwargs
+from .offload import onloaded
 
 # Emu3-Chat-hf's chat template (roles in capitals, images before the text of a message).
 DEFAULT_CHAT_TEMPLATE = "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
@@ -124,6 +126,7 @@ class Emu3Backend(Backend):
         self.processor = processor  # Emu3Processor: tokenizer, image processor (mean/std), chat template
         self.tokenizer = processor.tokenizer
         self.vq = model.model.vqmodel  # Emu3VQVAE
+        self.device = model_device(model)  # where inputs go (offloaded weights are on `meta` until used)
         self.template = processor.chat_template or DEFAULT_CHAT_TEMPLATE
         # 1. The image size: the processor's generation area, capped by what its image processor reads.
         ip = processor.image_processor
@@ -164,16 +167,17 @@ class Emu3Backend(Backend):
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, image_area: int | None = None) -> "Emu3Backend":
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, image_area: int | None = None, offload=None) -> "Emu3Backend":
         """Load a transformers-format Emu3 folder (model + processor); quantization quantizes the
-        language model only (the VQ and the output head stay in full precision)."""
+        language model only (the VQ and the output head stay in full precision); `offload` (an
+        `offload.OffloadPlan`): the low-memory profile."""
         from transformers import Emu3ForConditionalGeneration, Emu3Processor
 
         folder = Path(path)
         _check_files(folder, "Emu3")
         processor = Emu3Processor.from_pretrained(folder)
-        model = Emu3ForConditionalGeneration.from_pretrained(folder, **load_kwargs(dtype, device, quantization, skip_modules=["model.vqmodel", "lm_head"]))
-        if device and not quantization:
+        model = Emu3ForConditionalGeneration.from_pretrained(folder, **load_kwargs(dtype, device, quantization, skip_modules=["model.vqmodel", "lm_head"], offload=offload))
+        if device and not quantization and offload is None:
             model = model.to(device)
         return cls(model, processor, image_area=image_area, name=folder.name)
 
@@ -192,15 +196,16 @@ class Emu3Backend(Backend):
         ip = self.processor.image_processor
         x = np.asarray(image.convert("RGB").resize((w, h), Image.BICUBIC), dtype=np.float32) * ip.rescale_factor  # (h, w, 3) in [0, 1]
         x = (x - np.asarray(ip.image_mean, dtype=np.float32)) / np.asarray(ip.image_std, dtype=np.float32)
-        x = torch.from_numpy(x).permute(2, 0, 1)[None].to(self.vq.device, self.vq.dtype)  # (1, 3, h, w)
-        codes = self.vq.encode(x, image_sizes=[[h, w]]).image_tokens[0]  # (grid_h, grid_w)
+        x = torch.from_numpy(x).permute(2, 0, 1)[None].to(self.device, self.vq.dtype)  # (1, 3, h, w)
+        with onloaded(self.vq.quantize):  # it reads its codebook's weight: bring it in when offloaded
+            codes = self.vq.encode(x, image_sizes=[[h, w]]).image_tokens[0]  # (grid_h, grid_w)
         return codes.cpu().long()
 
     @torch.no_grad()
     def decode_image(self, codes: torch.Tensor) -> Image.Image:
         """(grid_h, grid_w) codes -> PIL image through Emu3's VQ decoder."""
         ip = self.processor.image_processor
-        x = self.vq.decode(codes.reshape(1, self.vocab.grid_h, self.vocab.grid_w).to(self.vq.device))[0].float().cpu()  # (3, h, w), normalised
+        x = self.vq.decode(codes.reshape(1, self.vocab.grid_h, self.vocab.grid_w).to(self.device))[0].float().cpu()  # (3, h, w), normalised
         mean = torch.tensor(ip.image_mean).view(3, 1, 1)
         std = torch.tensor(ip.image_std).view(3, 1, 1)
         x = ((x * std + mean) / ip.rescale_factor).clamp(0, 255).round().byte()  # (3, h, w)

@@ -39,8 +39,12 @@ features `torch.cat(pooler_output)` and `get_image_tokens` then iterates that te
 as if they were images. chatgen tokenizes the source itself (`encode_image`: `get_image_tokens`
 on the list of (C, h, w) features) and passes the tokens in.
 
-Not checked here (no GPU, no weights): GLM-Image's own pictures; the tests use a tiny random
-pipeline of the same classes saved with `save_pretrained`.
+Memory: `--quantize 4bit|8bit` quantizes the autoregressive model's GLM layers with bitsandbytes
+(diffusers' `PipelineQuantizationConfig`); the low-memory profile (`offload.py`) is diffusers'
+CPU offload of whole components, on CUDA only.
+
+Not checked here (no GPU, no weights): GLM-Image's own pictures, and its CPU offload on CUDA;
+the tests use a tiny random pipeline of the same classes saved with `save_pretrained`.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import hashlib
 import json
 import math
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,7 +69,9 @@ from ..events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelt
 from ..generation import Prompt
 from ..params import GenerationParams
 from .base import Backend
+from .checkpoint import bnb_config, size_text, weight_bytes
 from .janus_vocab import route
+from .offload import onloaded
 
 CANNOT_ANSWER = "GLM-Image draws and edits pictures; it cannot answer questions in words."
 NO_PICTURE = "There is no picture to edit yet: draw one or upload one first."
@@ -152,20 +159,43 @@ class GlmImageBackend(Backend):
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, size: int | None = None, steps: int = 50) -> "GlmImageBackend":
-        """Load a diffusers GLM-Image folder (`GlmImagePipeline.save_pretrained`)."""
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, size: int | None = None, steps: int = 50, offload=None) -> "GlmImageBackend":
+        """Load a diffusers GLM-Image folder (`GlmImagePipeline.save_pretrained`).
+
+        quantization ("4bit", "8bit"): the autoregressive model's GLM layers with bitsandbytes,
+        through diffusers' `PipelineQuantizationConfig` (its vision encoder, its VQ and its head
+        stay in full precision; the diffusion decoder and the T5 are not quantized).
+        offload (an `offload.OffloadPlan`): on CUDA, diffusers' CPU offload, whole components in
+        turn (`enable_model_cpu_offload`); one sentence when the largest does not fit the plan's
+        GPU budget. Not `enable_sequential_cpu_offload`: with accelerate 1.15 and transformers
+        5.24 it fails inside the pipeline (a weight accelerate brought in comes back as a plain
+        tensor and cannot be offloaded again; seen on the CPU). Off CUDA: a note, and the
+        pipeline loads whole."""
         from diffusers import GlmImagePipeline
 
         folder = Path(path)
-        if quantization:
-            raise ChatgenError("--quantize is not wired for GLM-Image yet (a diffusers pipeline); use --dtype bfloat16")
         missing = [p for p in ("processor", "vision_language_encoder", "transformer", "vae", "text_encoder", "tokenizer", "scheduler") if not (folder / p).is_dir()]
         if missing:
             raise ChatgenError(f"GLM-Image pipeline at {folder} is incomplete: {', '.join(missing)} missing")
-        pipe = GlmImagePipeline.from_pretrained(folder, **({"torch_dtype": dtype} if dtype is not None else {}))
+        kwargs: dict = {"torch_dtype": dtype} if dtype is not None else {}
+        if quantization:
+            from diffusers import PipelineQuantizationConfig
+
+            vle = bnb_config(quantization, dtype, skip_modules=["model.visual", "model.vqmodel", "lm_head"])
+            kwargs["quantization_config"] = PipelineQuantizationConfig(quant_mapping={"vision_language_encoder": vle})
+        pipe = GlmImagePipeline.from_pretrained(folder, **kwargs)
         pipe.set_progress_bar_config(disable=True)
-        if device:
-            pipe = pipe.to(device)
+        cuda = bool(device) and torch.device(device).type == "cuda"
+        if offload is not None and cuda:
+            largest = max(weight_bytes(folder / part) for part in ("vision_language_encoder", "transformer", "text_encoder", "vae"))
+            if largest > offload.device_budget():
+                raise ChatgenError(f"GLM-Image's largest part needs about {size_text(largest)} but the GPU holds only {size_text(offload.device_budget())} of weights; try --quantize 4bit or a GPU with more memory")
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            if offload is not None:
+                print("chatgen: GLM-Image is offloaded on CUDA only (diffusers' CPU offload); loading it whole", file=sys.stderr, flush=True)
+            if device:
+                pipe = pipe.to(device)
         return cls(pipe, size=size, steps=steps, name=folder.name)
 
     # ---- text --------------------------------------------------------------------------------
@@ -188,12 +218,25 @@ class GlmImageBackend(Backend):
         pipeline calls `get_image_tokens(torch.cat(features))`, which iterates channels as
         images; here it gets the list of (C, h, w) features, one per image, as it expects."""
         inputs = self.processor.image_processor(images=[self._fit(image)], return_tensors="pt")
-        grid = inputs["image_grid_thw"].to(self.model.device)  # (1, 3): t, h, w
-        pixels = inputs["pixel_values"].to(self.model.device, self.model.dtype)
-        features = self.model.get_image_features(pixels, image_grid_thw=grid).pooler_output  # [(C, h, w)]
-        tokens = self.model.get_image_tokens(list(features), grid)  # (h*w,)
+        device = self._device()
+        grid = inputs["image_grid_thw"].to(device)  # (1, 3): t, h, w
+        pixels = inputs["pixel_values"].to(device, self.model.dtype)
+        with onloaded(self.model.model.vqmodel.quantize):  # it reads its codebook's weight: bring it in when offloaded
+            features = self.model.get_image_features(pixels, image_grid_thw=grid).pooler_output  # [(C, h, w)]
+            tokens = self.model.get_image_tokens(list(features), grid)  # (h*w,)
         _, h, w = grid[0].tolist()
         return tokens.reshape(h, w).cpu().long()  # (h, w)
+
+    def _device(self) -> torch.device:
+        """Where the autoregressive model's inputs go: its own device, or under diffusers' CPU
+        offload (CUDA) the pipeline's execution device. Model offload moves the model there only
+        when its `forward` runs, and `get_image_features` is none: it is moved in here first."""
+        hook = getattr(self.model, "_hf_hook", None)
+        if hook is None:
+            return self.model.device
+        if hasattr(hook, "prev_module_hook"):  # accelerate's CpuOffload: the whole model in, the previous one out
+            hook.pre_forward(self.model)
+        return self.pipe._execution_device
 
     def decode_image(self, codes: torch.Tensor) -> Image.Image:
         """(grid_h, grid_w) codes -> PIL image through the diffusion decoder (empty prompt)."""
@@ -344,7 +387,8 @@ class GlmImageBackend(Backend):
             torch.manual_seed(int(params.seed or 0))
             config = params.generation_config(self.model.generation_config, eos_token_id=v.eot, pad_token_id=v.eot)
             config.update(max_new_tokens=n + 1, return_dict_in_generate=False)
-            inputs = {k: x.to(self.model.device) if torch.is_tensor(x) else x for k, x in prompt.inputs.items()}
+            device = self._device()
+            inputs = {k: x.to(device) if torch.is_tensor(x) else x for k, x in prompt.inputs.items()}
             self.model.generate(**inputs, generation_config=config, logits_processor=LogitsProcessorList([constrain]), stopping_criteria=StoppingCriteriaList([Cancel()]), streamer=Stream())
             tokens.put(None)
         except BaseException as e:  # handed to the consumer, raised there

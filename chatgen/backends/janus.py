@@ -76,11 +76,12 @@ from ..errors import ChatgenError
 from ..events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
 from ..generation import PREVIEW_EVERY_S, PrefixCachePool, Prompt
 from ..params import GenerationParams
+from ..sampling import model_device
 from .base import Backend, in_prompt
 from .checkpoint import load_kwargs
-
 from .janus_draw import JanusDrawing
 from .janus_vocab import DEFAULT_CHAT_TEMPLATE, JanusVocab, _msg, route  # noqa: F401 (route: the rule, re-exported)
+from .offload import onloaded
 
 
 @dataclass
@@ -100,6 +101,7 @@ class JanusBackend(JanusDrawing, Backend):
         self.tokenizer = processor.tokenizer
         self.lm = model.model.language_model  # the Llama both paths share
         self.vq = model.model.vqmodel  # JanusVQVAE: drawn codes <-> pixels
+        self.device = model_device(model)  # where inputs go (offloaded weights are on `meta` until used)
         self.template = processor.chat_template or DEFAULT_CHAT_TEMPLATE
         self.edit_share = edit_share  # share of the cells an edit without a mask may change
         # 1. Sizes: the VQ grid (config: SigLIP image_size // patch_size) and its downsampling.
@@ -150,17 +152,18 @@ class JanusBackend(JanusDrawing, Backend):
 
     # ---- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, **kwargs) -> JanusBackend:
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | None = None, device: str | None = None, quantization: str | None = None, offload=None, **kwargs) -> JanusBackend:
         """Load a transformers-format Janus folder (model + processor); quantization quantizes the
-        Llama only (SigLIP, the VQ, the generation parts and the text head stay in full precision)."""
+        Llama only (SigLIP, the VQ, the generation parts and the text head stay in full precision);
+        `offload` (an `offload.OffloadPlan`): the low-memory profile."""
         from transformers import JanusForConditionalGeneration, JanusProcessor
 
         folder = Path(path)
         _check_files(folder)
         processor = JanusProcessor.from_pretrained(folder)
         keep = ["model.vision_model", "model.aligner", "model.vqmodel", "model.generation_embeddings", "model.generation_aligner", "model.generation_head", "lm_head"]
-        model = JanusForConditionalGeneration.from_pretrained(folder, **load_kwargs(dtype, device, quantization, skip_modules=keep))
-        if device and not quantization:
+        model = JanusForConditionalGeneration.from_pretrained(folder, **load_kwargs(dtype, device, quantization, skip_modules=keep, offload=offload))
+        if device and not quantization and offload is None:
             model = model.to(device)
         return cls(model, processor, name=folder.name, **kwargs)
 
@@ -179,8 +182,9 @@ class JanusBackend(JanusDrawing, Backend):
         ip = self.processor.image_processor
         x = np.asarray(image.convert("RGB").resize((s, s), Image.BICUBIC), dtype=np.float32) * ip.rescale_factor  # (s, s, 3) in [0, 1]
         x = (x - np.asarray(ip.image_mean, dtype=np.float32)) / np.asarray(ip.image_std, dtype=np.float32)
-        x = torch.from_numpy(x).permute(2, 0, 1)[None].to(self.vq.device, self.vq.dtype)  # (1, 3, s, s)
-        codes = self.vq.encode(x).image_tokens.reshape(self.vocab.grid_h, self.vocab.grid_w).cpu().long()  # (H, W)
+        x = torch.from_numpy(x).permute(2, 0, 1)[None].to(self.device, self.vq.dtype)  # (1, 3, s, s)
+        with onloaded(self.vq.quantize):  # it reads its codebook's weight: bring it in when offloaded
+            codes = self.vq.encode(x).image_tokens.reshape(self.vocab.grid_h, self.vocab.grid_w).cpu().long()  # (H, W)
         with self.memo_lock:  # prompts are built outside the generation lock
             _remember(self._pictures, tuple((codes.reshape(-1) + self.vocab.image_offset).tolist()), image)
         return codes
@@ -189,7 +193,7 @@ class JanusBackend(JanusDrawing, Backend):
     def decode_image(self, codes: torch.Tensor) -> Image.Image:
         """(grid_h, grid_w) codes -> PIL image through Janus's VQ decoder."""
         ip = self.processor.image_processor
-        x = self.model.decode_image_tokens(codes.reshape(1, -1).long().to(self.vq.device))[0].float().cpu()  # (s, s, 3), channels last, normalised
+        x = self.model.decode_image_tokens(codes.reshape(1, -1).long().to(self.device))[0].float().cpu()  # (s, s, 3), channels last, normalised
         x = (x * torch.tensor(ip.image_std) + torch.tensor(ip.image_mean)) / ip.rescale_factor  # (s, s, 3) in [0, 255]
         return Image.fromarray(x.clamp(0, 255).round().byte().numpy())
 
@@ -204,7 +208,7 @@ class JanusBackend(JanusDrawing, Backend):
             picture = self._pictures.get(codes)
         picture = picture or self.decode_image(self.vocab.ids_to_codes(codes))
         vision = self.model.model.vision_model
-        pixels = self.processor.image_processor(picture.convert("RGB"), return_tensors="pt")["pixel_values"].to(vision.device, vision.dtype)  # (1, 3, S, S)
+        pixels = self.processor.image_processor(picture.convert("RGB"), return_tensors="pt")["pixel_values"].to(self.device, vision.dtype)  # (1, 3, S, S)
         features = self.model.model.get_image_features(pixels).pooler_output[0]  # (H*W, C)
         _remember(self._features, codes, features.to(self.lm.embed_tokens.weight.dtype))
         return self._features[codes]
@@ -296,7 +300,7 @@ class JanusBackend(JanusDrawing, Backend):
         """(1, len(ids) - start, C) input embeddings of ids[start:]: text through the Llama's
         table, the codes of each complete picture replaced by its SigLIP features."""
         v, n = self.vocab, self.vocab.image_tokens
-        t = torch.tensor(ids, device=self.lm.embed_tokens.weight.device)  # (T,)
+        t = torch.tensor(ids, device=self.device)  # (T,)
         x = self.lm.embed_tokens(torch.where(t < v.text_size, t, v.pad)[start:][None]).clone()  # (1, T-start, C)
         for i, tok in enumerate(ids):
             if tok != v.boi or i + n >= len(ids) or not all(map(v.is_image, ids[i + 1 : i + 1 + n])):
@@ -327,7 +331,7 @@ class JanusBackend(JanusDrawing, Backend):
         draw = getattr(prompt, "mode", "text") == "image"
         if draw and params.max_new_tokens < v.image_tokens + 2:
             raise ChatgenError(f"a Janus picture takes {v.image_tokens + 2} new tokens; raise max_new_tokens (now {params.max_new_tokens})")
-        rng = torch.Generator(device=self.lm.embed_tokens.weight.device).manual_seed(seed)
+        rng = torch.Generator(device=self.device).manual_seed(seed)
         stats: dict = {"cached_tokens": 0}
         # 2. Tokens -> events.
         t0 = time.perf_counter()

@@ -29,7 +29,7 @@ class JanusDrawing:
         3. The drop from the old request to the new one, smoothed over 3x3 cells.
         4. The `edit_share` of the cells with the largest drop may change; the rest are kept."""
         v, n = self.vocab, self.vocab.image_tokens
-        device = self.lm.embed_tokens.weight.device
+        device = self.device
         codes = source.reshape(-1).long().to(device)  # (n,)
         # 1. Two rows: pads, the request, the codes.
         width = max(len(old_ids), len(new_ids))

@@ -93,10 +93,12 @@ class NativeBackend(Backend):
 
     # ---- loading and saving ------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | str | None = None, device: str | None = None, quantization: str | None = None) -> "NativeBackend":
+    def from_pretrained(cls, path: str | Path, dtype: torch.dtype | str | None = None, device: str | None = None, quantization: str | None = None, offload=None) -> "NativeBackend":
         """Load a native checkpoint from a folder or a Hub id.
 
         quantization: None, "8bit" or "4bit" (bitsandbytes) for the language model.
+        offload: an `offload.OffloadPlan` (the low-memory profile) for the language model; the
+        small VQ loads whole.
         """
         folder = _resolve(path)
         try:
@@ -119,10 +121,12 @@ class NativeBackend(Backend):
             if quantization not in ("4bit", "8bit"):
                 raise ChatgenError(f"quantization must be '4bit' or '8bit', got {quantization!r}")
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit")
+        if offload is not None:
+            kwargs.update(offload.kwargs())
         lm = AutoModelForCausalLM.from_pretrained(safetensors_folder(folder / "lm", "language model"), use_safetensors=True, **kwargs)
         vq = VQModel.from_pretrained(safetensors_folder(folder / "vq", "image tokenizer"), use_safetensors=True)
         if device and not quantization:
-            lm = lm.to(device)
+            lm = lm if offload is not None else lm.to(device)
             vq = vq.to(device)
         sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
         return cls(lm, config.image_tokenizer(vq), sp, config)

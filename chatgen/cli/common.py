@@ -17,14 +17,16 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quantize", choices=["4bit", "8bit"], help="load the language model quantized with bitsandbytes")
     g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="weights dtype (default: the checkpoint's own)")
     g.add_argument("--device", metavar="DEV", help="cpu, cuda, cuda:1, mps ... (default: cpu)")
+    g.add_argument("--offload", choices=["auto", "on", "off"], default="auto", help="the low-memory profile: weights larger than the free memory load with accelerate offload (the rest on the CPU, then the disk; slower). auto (default): only when they do not fit; on: always; off: refuse what does not fit")
+    g.add_argument("--max-memory", metavar="SIZE", help="with --offload: the most the weights may take on --device, e.g. 6GB or 500MB (default: 85%% of the free memory)")
     add_refiner_args(p)
 
 
 def add_refiner_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("diffusion refiner (off by default)")
-    g.add_argument("--refiner", metavar="ID|PATH", help="redraw every reply picture with a diffusers img2img pipeline: a Hub id (e.g. stabilityai/sd-turbo), a pipeline folder, 'embedded' (chatgen's own, once shipped) or 'off' (default); it runs on --device in --dtype where the command has them")
-    g.add_argument("--refiner-strength", type=float, metavar="F", help="how much the refiner redraws, above 0 and at most 1 (default 0.5)")
-    g.add_argument("--refiner-steps", type=int, metavar="N", help="refiner denoising steps at strength 1; it runs int(N x strength) of them (default 4)")
+    g.add_argument("--refiner", metavar="ID|PATH", help="redraw every reply picture with a diffusers img2img pipeline: a Hub id (e.g. stabilityai/sd-turbo), a pipeline folder, 'embedded' (chatgen's own: the 96 px picture to 384 px in one step) or 'off' (default; `chatgen ui` on the embedded model: embedded); it runs on --device in --dtype where the command has them")
+    g.add_argument("--refiner-strength", type=float, metavar="F", help="how much the refiner redraws, above 0 and at most 1 (default 0.5; embedded: 1)")
+    g.add_argument("--refiner-steps", type=int, metavar="N", help="refiner denoising steps at strength 1; it runs int(N x strength) of them (default 4; embedded: 1)")
     g.add_argument("--refiner-guidance", type=float, metavar="F", help="refiner guidance scale (default: the pipeline's own; 0 for SD-Turbo)")
     g.add_argument("--refiner-size", type=int, metavar="PX", help="longer side of the refined picture (default: the pipeline's native size, 512 for SD)")
 
@@ -40,9 +42,9 @@ def refiner_from_args(args):
         if given:
             raise ChatgenError(f"--refiner-{sorted(given)[0]} needs --refiner ID|PATH: the refiner is off")
         return None
-    config = RefinerConfig(**given).check()
+    RefinerConfig(**given).check()  # a bad value: one sentence before anything loads
     print(f"loading refiner {spec} ...", file=sys.stderr, flush=True)
-    return load_refiner(spec, config, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))
+    return load_refiner(spec, given, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None))  # what was not given: the pipeline's defaults
 
 
 def add_safety_args(p: argparse.ArgumentParser) -> None:
@@ -96,7 +98,8 @@ def load_assistant(args):
     refiner = refiner_from_args(args)  # and so is a refiner that is not there
     path = args.model or default_model_path()
     print(f"loading model {path} ...", file=sys.stderr, flush=True)
-    return Assistant(load_backend(path, quantization=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None)), refiner=refiner, **hooks)
+    memory = {"offload": getattr(args, "offload", None) or "auto", "max_memory": getattr(args, "max_memory", None)}
+    return Assistant(load_backend(path, quantization=args.quantize, dtype=getattr(args, "dtype", None), device=getattr(args, "device", None), **memory), refiner=refiner, **hooks)
 
 
 def run_turn(assistant, session, message, params: dict):

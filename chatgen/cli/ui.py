@@ -74,7 +74,11 @@ def cmd_ui(args) -> int:
         raise ChatgenError(f"--data-dir must be a folder, but {args.data_dir} is a file")
     from .common import hooks_from_args, refiner_from_args
 
+    from ..refiner import embedded_shipped
+
     hooks = hooks_from_args(args)
+    if args.refiner is None and not args.model and embedded_shipped():
+        args.refiner = "embedded"  # the embedded model's 96 px pictures, refined to 384 px (--refiner off: the plain decode)
     refiner = refiner_from_args(args)
     demo = build_demo(model_set_from_paths(args.model, args.quantize, hooks, refiner), concurrency_limit=args.concurrency, api_sessions=args.api_sessions, data_dir=args.data_dir, limits=limits)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, mcp_server=args.mcp, **launch_options())

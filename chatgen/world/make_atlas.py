@@ -3,7 +3,8 @@
 Run once, by hand, and commit the result; nothing at run time needs the font:
 
     apt-get install -y fonts-noto-color-emoji
-    python -m chatgen.world.make_atlas
+    python -m chatgen.world.make_atlas            # sprites.png, 30 px sprites
+    python -m chatgen.world.make_atlas --scale 4  # sprites_x4.png, 120 px (the refiner's clean renders)
 
 Each class is one emoji, drawn at the font's bitmap size (109 px), cropped to its visible
 pixels, scaled with LANCZOS so its longer side is EMOJI_PX, centred on a transparent
@@ -78,28 +79,30 @@ def fit(im: Image.Image, side: int) -> Image.Image:
     return out
 
 
-def outline(im: Image.Image, rgb: tuple[int, int, int] = OUTLINE_RGB) -> Image.Image:
-    """Put a 1 px outline of colour `rgb` around the visible pixels of an RGBA image."""
+def outline(im: Image.Image, rgb: tuple[int, int, int] = OUTLINE_RGB, width: int = 1) -> Image.Image:
+    """Put a `width` px outline of colour `rgb` around the visible pixels of an RGBA image."""
     edge = Image.new("RGBA", im.size, rgb + (0,))
-    edge.putalpha(im.getchannel("A").filter(ImageFilter.MaxFilter(3)))  # alpha grown by 1 px
+    edge.putalpha(im.getchannel("A").filter(ImageFilter.MaxFilter(2 * width + 1)))  # alpha grown by `width` px
     edge.alpha_composite(im)
     return edge
 
 
-def build_atlas(font_path: str = FONT_PATH) -> tuple[Image.Image, dict]:
-    """The atlas image and its JSON index."""
+def build_atlas(font_path: str = FONT_PATH, scale: int = 1) -> tuple[Image.Image, dict]:
+    """The atlas image and its JSON index; `scale` 4 gives the same sprites 4x as large (the
+    clean 384 px renders the embedded refiner learns from)."""
     font = ImageFont.truetype(font_path, FONT_SIZE)
     rows = -(-len(CLASSES) // ATLAS_COLUMNS)
-    atlas = Image.new("RGBA", (ATLAS_COLUMNS * SPRITE_PX, rows * SPRITE_PX), (0, 0, 0, 0))
+    sprite_px, emoji_px = SPRITE_PX * scale, EMOJI_PX * scale
+    atlas = Image.new("RGBA", (ATLAS_COLUMNS * sprite_px, rows * sprite_px), (0, 0, 0, 0))
     for i, cls in enumerate(CLASSES):
         im = render_emoji(font, EMOJI[cls])
         if cls in HUE_SHIFT:
             im = shift_hue(im, HUE_SHIFT[cls])
-        cell = Image.new("RGBA", (SPRITE_PX, SPRITE_PX), (0, 0, 0, 0))
-        cell.alpha_composite(fit(im, EMOJI_PX), ((SPRITE_PX - EMOJI_PX) // 2,) * 2)
-        atlas.alpha_composite(outline(cell), ((i % ATLAS_COLUMNS) * SPRITE_PX, (i // ATLAS_COLUMNS) * SPRITE_PX))
+        cell = Image.new("RGBA", (sprite_px, sprite_px), (0, 0, 0, 0))
+        cell.alpha_composite(fit(im, emoji_px), ((sprite_px - emoji_px) // 2,) * 2)
+        atlas.alpha_composite(outline(cell, width=scale), ((i % ATLAS_COLUMNS) * sprite_px, (i // ATLAS_COLUMNS) * sprite_px))
     index = {
-        "sprite_px": SPRITE_PX,
+        "sprite_px": sprite_px,
         "columns": ATLAS_COLUMNS,
         "classes": list(CLASSES),
         "emoji": {c: " ".join(f"U+{ord(ch):04X}" for ch in EMOJI[c]) for c in CLASSES},
@@ -114,15 +117,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--font", default=FONT_PATH, help="path to NotoColorEmoji.ttf")
     parser.add_argument("--out", default=str(ASSETS), help="folder for sprites.png and sprites.json")
+    parser.add_argument("--scale", type=int, default=1, help="sprite size factor; 4 writes sprites_x4.png/.json (the refiner's clean renders)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    atlas, index = build_atlas(args.font)
-    atlas.save(out / "sprites.png", optimize=True)
-    (out / "sprites.json").write_text(json.dumps(index, indent=1) + "\n")
+    atlas, index = build_atlas(args.font, args.scale)
+    stem = "sprites" if args.scale == 1 else f"sprites_x{args.scale}"
+    atlas.save(out / f"{stem}.png", optimize=True)
+    (out / f"{stem}.json").write_text(json.dumps(index, indent=1) + "\n")
     if Path(FONT_LICENSE).exists():
         shutil.copyfile(FONT_LICENSE, out / "LICENSE-noto-emoji.txt")
-    print(f"wrote {out / 'sprites.png'} ({atlas.width}x{atlas.height}, {len(CLASSES)} sprites)")
+    print(f"wrote {out / (stem + '.png')} ({atlas.width}x{atlas.height}, {len(CLASSES)} sprites)")
 
 
 if __name__ == "__main__":

@@ -61,19 +61,21 @@ def background_tile(name: str) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _background_canvas(name: str) -> np.ndarray:
+def _background_canvas(name: str, scale: int = 1) -> np.ndarray:
     reps = CANVAS_PX // TILE_PX
-    canvas = np.tile(background_tile(name), (reps, reps, 1))  # (96, 96, 3)
+    tile = background_tile(name).repeat(scale, axis=0).repeat(scale, axis=1)  # (16s, 16s, 3): each texel a s x s block
+    canvas = np.tile(tile, (reps, reps, 1))  # (96s, 96s, 3)
     canvas.setflags(write=False)
     return canvas
 
 
-@lru_cache(maxsize=1)
-def _atlas() -> dict[str, np.ndarray]:
-    """Class name -> (30, 30, 4) uint8 RGBA sprite, read from the committed atlas."""
-    index_path, png_path = ASSETS / "sprites.json", ASSETS / "sprites.png"
+@lru_cache(maxsize=2)
+def _atlas(scale: int = 1) -> dict[str, np.ndarray]:
+    """Class name -> (30s, 30s, 4) uint8 RGBA sprite, read from the committed atlas of that scale."""
+    stem = "sprites" if scale == 1 else f"sprites_x{scale}"
+    index_path, png_path = ASSETS / f"{stem}.json", ASSETS / f"{stem}.png"
     if not png_path.exists():
-        raise FileNotFoundError(f"{png_path} is missing; build it with `python -m chatgen.world.make_atlas`")
+        raise FileNotFoundError(f"{png_path} is missing; build it with `python -m chatgen.world.make_atlas --scale {scale}`")
     index = json.loads(index_path.read_text())
     if tuple(index["classes"]) != CLASSES:
         raise ValueError(f"{index_path} lists other classes than chatgen.world.CLASSES; rebuild the atlas")
@@ -94,21 +96,26 @@ def composite(base: np.ndarray, rgba: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)  # (h, w, 3)
 
 
-def render_array(scene: Scene) -> np.ndarray:
-    """The scene as a (96, 96, 3) uint8 array."""
+def render_array(scene: Scene, scale: int = 1) -> np.ndarray:
+    """The scene as a (96s, 96s, 3) uint8 array; `scale` 4 is the clean 384 px render (sprites
+    drawn from the 4x atlas, the background texture in 4x4 blocks) that the embedded refiner
+    learns to produce."""
     if not isinstance(scene, Scene):
         raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
-    canvas = _background_canvas(scene.background).copy()  # (96, 96, 3)
-    sprites = _atlas()
+    if scale not in (1, 4):
+        raise ValueError(f"scale must be 1 or 4 (the atlases shipped), got {scale!r}")
+    canvas = _background_canvas(scene.background, scale).copy()  # (96s, 96s, 3)
+    sprites = _atlas(scale)
+    slot = SLOT_PX * scale
     for obj in scene.objects:
-        spr = sprites[obj.cls]  # (30, 30, 4)
-        pad = (SLOT_PX - spr.shape[0]) // 2
-        y, x = obj.row * SLOT_PX + pad, obj.col * SLOT_PX + pad
+        spr = sprites[obj.cls]  # (30s, 30s, 4)
+        pad = (slot - spr.shape[0]) // 2
+        y, x = obj.row * slot + pad, obj.col * slot + pad
         h, w = spr.shape[:2]
         canvas[y : y + h, x : x + w] = composite(canvas[y : y + h, x : x + w], spr)
     return canvas
 
 
-def render(scene: Scene) -> Image.Image:
-    """The scene as a 96x96 RGB PIL image. The same scene always gives the same bytes."""
-    return Image.fromarray(render_array(scene), "RGB")
+def render(scene: Scene, scale: int = 1) -> Image.Image:
+    """The scene as a 96x96 RGB PIL image (384x384 with `scale` 4). The same scene always gives the same bytes."""
+    return Image.fromarray(render_array(scene, scale), "RGB")
