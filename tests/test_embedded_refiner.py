@@ -144,3 +144,14 @@ def test_the_shipped_refiner_is_embedded_and_on_by_default_for_the_embedded_mode
     space_demo(tiny_dir)  # another model: the world's refiner would not fit it
     on, off, other = built
     assert type(on.refiner.pipe).__name__ == "EmbeddedRefinerPipeline" and off.refiner is None and other.refiner is None
+
+
+def test_the_ui_builds_with_the_embedded_refiner_and_hides_the_strength_it_does_not_use(learned):
+    from chatgen.backends import load_backend
+    from chatgen.ui import build_demo
+
+    folder, _ = learned
+    demo = build_demo(Assistant(load_backend(SHIPPED), load_refiner(str(folder))))
+    by_id = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    assert by_id["cg-refine"].visible and by_id["cg-refine"].value is True and "384 px" in by_id["cg-refine"].label
+    assert by_id["cg-refine-strength"].visible is False

@@ -105,7 +105,7 @@ def build_demo(models, *, concurrency_limit: int = 1, api_sessions: int = 256, t
                     top_k = gr.Slider(0, 512, value=default.top_k, step=1, label="Top-k (0 = off)")
                     cfg = gr.Slider(0.0, 10.0, value=default.cfg_scale, step=0.25, label="CFG scale for images (1 = off)")
                     refine = gr.Checkbox(value=has_refiner, label=f"Refine pictures with the diffusion refiner ({getattr(models.get().refiner, 'size', '?')} px)" if has_refiner else "Refine pictures", visible=has_refiner, elem_id="cg-refine")
-                    refine_strength = gr.Slider(min(lowest, 1.0), 1.0, value=strength or 0.5, step=0.05, label="Refiner strength (how much it redraws)", visible=strength is not None and lowest < 1.0, elem_id="cg-refine-strength")  # a one-step refiner (the embedded one) has nothing to set
+                    refine_strength = gr.Slider(min(lowest, 0.95), 1.0, value=strength or 0.5, step=0.05, label="Refiner strength (how much it redraws)", visible=strength is not None and lowest < 1.0, elem_id="cg-refine-strength")  # a one-step refiner (the embedded one) has nothing to set
                 with gr.Accordion("Branches and session", open=False, elem_id="cg-session"):
                     branches = gr.Dropdown([], label="Branches (pick one to switch to it)", interactive=True)
                     with gr.Row():
