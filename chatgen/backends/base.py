@@ -70,12 +70,16 @@ class Backend(ABC):
     def encode_user(self, message: Message) -> list[int]:
         """`<user> text [<boi> codes <eoi>] [mask ids] <eot>`."""
         v = self.vocab
-        ids = [v.special("<user>"), *self.encode_text(message.text)]
+        ids = [v.special("<user>"), *self.encode_text(self.user_text(message.text))]
         if message.image is not None:
             ids += v.codes_to_ids(self.encode_image(message.image))
         if message.mask is not None:
             ids += self.mask_ids(message.mask)
         return ids + [v.eot]
+
+    def user_text(self, text: str) -> str:
+        """What the model reads of a user message (the native backend repairs typos; others read it as typed)."""
+        return text
 
     def encode_reply(self, text: str, image: Image.Image | None) -> list[int]:
         """A stored assistant reply rebuilt from its text and picture: `text [<boi> codes <eoi>] <eot>`."""

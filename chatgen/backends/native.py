@@ -33,6 +33,7 @@ from ..images import mask_regions, region_text
 from ..params import GenerationParams
 from ..prompts import render_prompt
 from ..safe_weights import safetensors_folder
+from ..text import Lexicon
 from ..vocab import JointVocab
 from .base import Backend
 
@@ -55,14 +56,15 @@ class NativeConfig:
     max_upload_error: float = 0.05  # an upload whose VQ round trip differs more (mean L1, 0..1) is not read (0 = read everything)
     unreadable_reply: str = field(default_factory=lambda: render_prompt(UNREADABLE_PROMPT))  # what the assistant says about such an upload
     mask_regions: bool = False  # the model was trained to read masks: the prompt names the painted cells of a 3x3 split (`<mask> top left`), and a masked edit may change those whole cells
+    lexicon: dict | None = None  # the world's words ({"targets", "known"}): a user's typos are repaired before the model reads them (`chatgen.text.Lexicon`)
     extra: dict = field(default_factory=dict)  # training facts (data seed, steps, ...)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "max_upload_error": self.max_upload_error, "unreadable_reply": self.unreadable_reply, "mask_regions": self.mask_regions, "extra": self.extra}
+        return {"format": FORMAT, "vocab": self.vocab.to_dict(), "image_size": self.image_size, "tile": self.tile, "unshuffle": self.unshuffle, "model_name": self.model_name, "max_upload_error": self.max_upload_error, "unreadable_reply": self.unreadable_reply, "mask_regions": self.mask_regions, **({"lexicon": self.lexicon} if self.lexicon else {}), "extra": self.extra}
 
     @classmethod
     def from_dict(cls, d: dict) -> "NativeConfig":
-        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d["unreadable_reply"] if "unreadable_reply" in d else render_prompt(UNREADABLE_PROMPT), mask_regions=bool(d.get("mask_regions", False)), extra=d.get("extra", {}))
+        return cls(vocab=JointVocab.from_dict(d["vocab"]), image_size=int(d["image_size"]), tile=int(d.get("tile", 0)), unshuffle=int(d.get("unshuffle", 1)), model_name=d.get("model_name", "chatgen"), max_upload_error=float(d.get("max_upload_error", 0.05)), unreadable_reply=d["unreadable_reply"] if "unreadable_reply" in d else render_prompt(UNREADABLE_PROMPT), mask_regions=bool(d.get("mask_regions", False)), lexicon=d.get("lexicon"), extra=d.get("extra", {}))
 
     def image_tokenizer(self, vq) -> VQImageTokenizer:
         """The image tokenizer these settings describe, over the VQ model `vq`."""
@@ -78,6 +80,7 @@ class NativeBackend(Backend):
         self.image_tokenizer = image_tokenizer  # images <-> codes (a diffusers VQModel inside)
         self.sp = tokenizer  # sentencepiece processor for the text ids
         self.config = config
+        self.lexicon = Lexicon.from_dict(config.lexicon)  # typo repair of user messages (None: read as typed)
         self.vocab = config.vocab
         if self.sp.get_piece_size() != self.vocab.text_size:
             raise ChatgenError(f"tokenizer has {self.sp.get_piece_size()} pieces but the vocabulary expects {self.vocab.text_size}")
@@ -143,6 +146,10 @@ class NativeBackend(Backend):
     # ---- text --------------------------------------------------------------------------------
     def encode_text(self, text: str) -> list[int]:
         return list(self.sp.encode(text)) if text else []
+
+    def user_text(self, text: str) -> str:
+        """What the model reads of a user message: with the world's typos repaired ("pnada" -> "panda")."""
+        return self.lexicon.correct(text) if self.lexicon is not None and text else text
 
     def decode_text(self, ids: list[int]) -> str:
         return self.sp.decode([i for i in ids if self.vocab.is_text(i)])

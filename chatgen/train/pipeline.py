@@ -24,6 +24,7 @@ from ..errors import ChatgenError
 from ..image_tokenizer import VQImageTokenizer
 from ..vocab import JointVocab
 from .data import DialogueEncoder, TileCodebook
+from .lexicon import world_lexicon
 from .lm import LMTrainConfig, train_lm
 from .tokenizer import train_tokenizer, world_sentences
 from .vq import VQTrainConfig, psnr
@@ -125,7 +126,8 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     vq = VQModel.from_pretrained(run / "vq").eval()
     grid = world.CANVAS_PX // cfg.vq.tile  # codes per side: one per tile
     vocab = JointVocab(text_size=sp.get_piece_size(), codebook_size=cfg.vq.codebook, grid_h=grid, grid_w=grid)
-    config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, unshuffle=cfg.vq.unshuffle, model_name="chatgen-world", mask_regions=True)  # the data has masked edits (`world.masked_turns`)
+    config = NativeConfig(vocab=vocab, image_size=world.CANVAS_PX, tile=cfg.vq.tile, unshuffle=cfg.vq.unshuffle, model_name="chatgen-world", mask_regions=True,  # the data has masked edits (`world.masked_turns`)
+                          lexicon=world_lexicon())  # typo repair of user messages
     image_tokenizer = config.image_tokenizer(vq)
     quality = vq_psnr(image_tokenizer, n=cfg.psnr_scenes)
     log(f"vq: held-out reconstruction PSNR {quality:.2f} dB")
