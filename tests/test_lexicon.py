@@ -58,3 +58,4 @@ def test_the_world_lexicon_has_the_world_without_its_deliberate_slips():
     assert {"panda", "balloon", "cactus", "background", "remove", "where", "many", "kitty"} <= targets
     assert {"cow", "giraffe"} <= known and not known & targets
     assert not {"mkae", "waht", "teh"} & targets
+    assert "three" in targets and Lexicon.from_dict(d).correct("three dogs, mnay cats") == "three dogs, many cats"  # "three" is no slip of "there"

@@ -1,8 +1,7 @@
 """The embedded model's lexicon (`chatgen.text.Lexicon`): the words of its world, for typo repair.
 
 `world_lexicon()` collects the words of sampled training dialogues (without the generators'
-deliberate slips: a rare word one slip from a frequent one) plus every class, background and
-other word for them.
+deliberate slips) plus every class, background and other word for them.
 Typo targets are all of those but the names of things outside the world ("cow" must stay a cow
 the model cannot draw, not become a "crow"); those are only known.
 
@@ -14,11 +13,10 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 from .. import world
-from ..text import Lexicon
+from ..world.message_style import without_typos
 from ..world.people_words import BACKGROUND_WORDS, CLASS_WORDS, SPELLINGS
 from ..world.user_phrasing import OUT_OF_WORLD
 from .tokenizer import world_sentences
@@ -26,11 +24,8 @@ from .tokenizer import world_sentences
 
 def world_lexicon(n_dialogues: int = 4000, seed: int = 0) -> dict:
     """{"targets": [...], "known": [...]} for `Lexicon.from_dict`."""
-    counts = Counter(w for text in world_sentences(n_dialogues, seed) for w in re.findall(r"[a-z]+", text.lower()))
-    # The generators slip on purpose now and then ("mkae"): a word one slip away from a word
-    # 20 times as frequent is such a slip, not a word.
-    probe = Lexicon(counts)
-    words = {w for w, n in counts.items() if not any(counts[t] >= 20 * n for t in probe.slips_of(w))}
+    with without_typos():  # the generators slip on purpose now and then ("mkae"); not here
+        words = {w for text in world_sentences(n_dialogues, seed) for w in re.findall(r"[a-z]+", text.lower())}
     extra = [*world.CLASSES, *world.BACKGROUNDS, *world.ROWS, *world.COLS, *SPELLINGS, *SPELLINGS.values()]
     extra += [w for names in (*CLASS_WORDS.values(), *BACKGROUND_WORDS.values()) for name in names for w in name.split()]
     words.update(w.lower() for w in extra)

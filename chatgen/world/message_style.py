@@ -7,6 +7,7 @@ touches a word the model must read exactly (a class, background or category name
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from chatgen.world.scene import BACKGROUNDS, CATEGORIES, CLASSES, plural
@@ -40,10 +41,23 @@ def typo(rng: random.Random, text: str) -> str:
     return " ".join(words)
 
 
+_TYPOS = [True]  # off inside `without_typos()`
+
+
+@contextlib.contextmanager
+def without_typos():
+    """Messages without `style`'s typos (the same random draws otherwise): the world's words as spelled."""
+    _TYPOS[0] = False
+    try:
+        yield
+    finally:
+        _TYPOS[0] = True
+
+
 def style(rng: random.Random, text: str, question: bool = False, typo_rate: float = 0.05) -> str:
     """Casing, end punctuation and the occasional typo of a user message."""
     # 1. Typo.
-    if rng.random() < typo_rate:
+    if rng.random() < typo_rate and _TYPOS[0]:
         text = typo(rng, text)
     # 2. End punctuation ("can you ...?" already has its own).
     if not text.endswith("?"):
