@@ -6,20 +6,26 @@ queued replies together:
 
 1. collect the replies waiting now (when it was idle, after a short gather window, so requests
    that arrive together start together); at most `max_batch` rows;
-2. prefill each new reply alone, from the longest cached prefix in the `PrefixCachePool`, and
-   let it join the batch: the rows' key/value caches are left-padded to one length and stacked
-   into one `DynamicCache` of shape (B, heads, L, head_dim) per layer, with a (B, L) padding mask;
-3. choose each row's next token from its own logits with its own rules (span tracker, edit lock,
-   image-span constraint), warpers and `torch.Generator` (`generation.choose`, as the single path);
-4. rows that end (`<eot>`, cancel, length cap) leave the batch: their cache, un-padded, goes back
-   to the pool, and their worker wakes;
-5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) leaves too; a
-   sampled row always decodes its span by Jacobi (its draws then do not depend on the batch), a
-   greedy row (whose codes are the same either way) when it is alone or edits a picture (its
-   drafts, guessed from that picture, mostly hold), else it stays in the batch;
-6. one forward pass for the rows left: their new tokens (B, 1) at their own positions (B, 1), the
-   padding mask keeping each row to its own keys;
-7. the Jacobi rows decode their spans one at a time, then join the batch again.
+2. prefill each new reply alone, from the longest cached prefix: the `PrefixCachePool`'s, or that
+   of a reply prefilled just before in the same step (shortest prompts first, so conversations
+   that share a history read it once); it joins the text batch: the rows' key/value caches are
+   left-padded to one length and stacked into one `DynamicCache` of shape (B, heads, L, head_dim)
+   per layer, with a (B, L) mask (1 = a real token of the row);
+3. choose the next token of each text row from its own logits with its own rules (span tracker,
+   edit lock, image-span constraint), warpers and `torch.Generator` (`generation.choose`, as the
+   single path);
+4. rows that end (`<eot>`, cancel, length cap) leave: their cache, un-padded, goes back to the
+   pool, and their worker wakes;
+5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) moves to the span
+   batch (a second `_Batch`, so text rows are never padded to a window of drafts);
+6. one forward pass for the text rows (their last token each, (B, 1)) and one for the span rows:
+   each its pending code and window of drafts (`JacobiSpan.tokens`), right-padded to the widest
+   (B, W), at its own positions (B, W), the (B, L + W) mask keeping each row to its own real keys;
+7. each span row verifies its own drafts (`JacobiSpan.verify`, with its own RNG, so its codes
+   are those it gets alone); the padding and the rejected drafts stay in the cache as masked
+   holes, the columns no row kept are cropped, and the cache is compacted (holes removed, rows
+   left-padded again) once every row carries more than `max_holes` of them; a row whose span is
+   complete goes back to the text batch.
 
 Rows join and leave between steps. The scheduler holds the backend's `lock` while it works, so a
 reply decoded alone (CFG) and the batch never share the model at the same time.
@@ -36,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessorList
 
-from .generation import JacobiSpan, PrefixCachePool, choose
+from .generation import JacobiSpan, PrefixCachePool, SpanState, choose
 from .sampling import model_device
 
 
@@ -60,7 +66,8 @@ class _Row:
     reused: int = 0  # prompt tokens that came from the pool
     seq: torch.Tensor | None = None  # (1, T) prompt + reply so far
     logits: torch.Tensor | None = None  # (1, V) the prediction for the next token
-    n: int = 0  # tokens in the row's cache (its next position)
+    n: int = 0  # real tokens in the row's cache (its next position)
+    span: SpanState | None = None  # its image span being decoded by Jacobi, or None
     made: int = 0  # reply tokens chosen
 
 
@@ -94,47 +101,94 @@ class _Batch:
         self.rows.append(row)
 
     def leave(self, row: _Row) -> DynamicCache:
-        """Remove `row`; returns its own un-padded cache (its `row.n` tokens)."""
+        """Remove `row`; returns its own un-padded cache (its `row.n` real tokens, holes removed)."""
         i = self.rows.index(row)
-        if len(self.rows) == 1:  # alone: the batch cache is the row's cache, never padded
+        real = self.mask[i].nonzero().flatten()  # (n,) the row's real columns
+        if len(self.rows) == 1 and len(real) == self.mask.shape[1]:  # alone, no holes: the batch cache is the row's cache
             cache = self.cache
+        else:
+            cache = DynamicCache(ddp_cache_data=[(layer.keys[i : i + 1, :, real].clone(), layer.values[i : i + 1, :, real].clone())
+                                                 for layer in self.cache.layers])  # (1, H, n, D) each
+        if len(self.rows) == 1:
             self.rows, self.cache, self.mask = [], None, None
             return cache
-        length = self.mask.shape[1]
-        pad = length - row.n
-        cache = DynamicCache(ddp_cache_data=[(layer.keys[i : i + 1, :, pad:].clone(), layer.values[i : i + 1, :, pad:].clone())
-                                             for layer in self.cache.layers])  # (1, H, n, D) each
         del self.rows[i]
         keep = torch.tensor([j for j in range(len(self.rows) + 1) if j != i], device=self.mask.device)  # (B-1,)
-        trim = length - max(r.n for r in self.rows)  # left padding no remaining row needs
+        mask = self.mask.index_select(0, keep)  # (B-1, L)
+        trim = int(mask.any(dim=0).long().argmax())  # leading columns no remaining row uses
         for layer in self.cache.layers:
             layer.keys = layer.keys.index_select(0, keep)[:, :, trim:]  # (B-1, H, L-trim, D)
             layer.values = layer.values.index_select(0, keep)[:, :, trim:]
-        self.mask = self.mask.index_select(0, keep)[:, trim:]  # (B-1, L-trim)
+        self.mask = mask[:, trim:]  # (B-1, L-trim)
         return cache
 
-    def step(self, model, tokens: torch.Tensor) -> torch.Tensor:
-        """One forward pass of each row's new token `tokens` (B, 1); returns the next logits (B, V)."""
-        b = len(self.rows)
-        self.mask = torch.cat([self.mask, self.mask.new_ones(b, 1)], dim=1)  # (B, L+1)
-        positions = torch.tensor([[r.n] for r in self.rows], device=tokens.device)  # (B, 1) each row's own position
+    def step(self, model, tokens: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """One forward pass of each row's new tokens `tokens` (B, W), right-padded where `real` (B, W)
+        is 0; returns the logits at every new token (B, W, V). `settle` must follow."""
+        self.mask = torch.cat([self.mask, real], dim=1)  # (B, L+W)
+        start = torch.tensor([[r.n] for r in self.rows], device=tokens.device)  # (B, 1) each row's own next position
+        positions = start + torch.arange(tokens.shape[1], device=tokens.device)  # (B, W)
         out = model(input_ids=tokens, attention_mask=self.mask, position_ids=positions, cache=self.cache, use_cache=True)
-        for r in self.rows:
-            r.n += 1
-        return out.logits[:, -1, :].float()  # (B, V)
+        return out.logits.float()  # (B, W, V)
+
+    def settle(self, kept: list[int], width: int, max_holes: int) -> None:
+        """After `step` of `width` new tokens: row i keeps the first `kept[i]` of them; the others
+        become masked holes, the columns no row keeps are cropped, and the cache is compacted once
+        every row has more than `max_holes` holes."""
+        if min(kept) == width:  # every row kept every token: no holes
+            for r in self.rows:
+                r.n += width
+            return
+        length = self.mask.shape[1]
+        for i, (r, k) in enumerate(zip(self.rows, kept)):
+            self.mask[i, length - width + k :] = 0
+            r.n += k
+        if max(kept) < width:
+            self.cache.crop(max(kept) - width)
+            self.mask = self.mask[:, : length - width + max(kept)]  # (B, L')
+        if self.mask.shape[1] - max(r.n for r in self.rows) > max_holes:
+            self.compact()
+
+    def compact(self) -> None:
+        """Remove the holes: each row's real tokens, in order, left-padded to the longest row."""
+        b, length = len(self.rows), max(r.n for r in self.rows)
+        index = torch.zeros(b, length, dtype=torch.long, device=self.mask.device)  # (B, L') source column of each new column
+        mask = torch.zeros(b, length, dtype=self.mask.dtype, device=self.mask.device)  # (B, L')
+        for i, r in enumerate(self.rows):
+            index[i, length - r.n :] = self.mask[i].nonzero().flatten()
+            mask[i, length - r.n :] = 1
+        for layer in self.cache.layers:
+            h, d = layer.keys.shape[1], layer.keys.shape[3]
+            at = index[:, None, :, None].expand(b, h, length, d)  # (B, H, L', D)
+            layer.keys, layer.values = layer.keys.gather(2, at), layer.values.gather(2, at)
+        self.mask = mask
+
+
+class _Lanes:
+    """The rows in flight, in two batches: `text` (one token per row per pass) and `span` (rows inside
+    an image span: a pending code and a window of drafts each), so text rows are never padded to a window."""
+
+    def __init__(self):
+        self.text = _Batch()
+        self.span = _Batch()
+
+    @property
+    def rows(self) -> list[_Row]:
+        return self.text.rows + self.span.rows
 
 
 class BatchDecoder:
     """Decodes the replies of concurrent requests in one batch (see the module doc)."""
 
     def __init__(self, model, pool: PrefixCachePool | None = None, lock: threading.Lock | None = None,
-                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0):
+                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0, max_holes: int = 64):
         self.model = model  # the causal LM (a transformers model with a DynamicCache)
         self.pool = pool  # caches of recent conversations (taken at prefill, given back un-padded)
         self.lock = lock or threading.Lock()  # held while the scheduler uses the model
         self.gather_s = gather_s  # how long an idle scheduler waits for more requests before it starts
         self.max_batch = max_batch  # rows decoded together at most (the rest wait for a free row)
         self.idle_s = idle_s  # an idle scheduler thread ends after this long (a new request starts another)
+        self.max_holes = max_holes  # masked cache columns every row may carry before the cache is compacted
         self._cond = threading.Condition()  # guards _waiting and _thread
         self._waiting: list[_Row] = []  # requests not yet admitted
         self._thread: threading.Thread | None = None
@@ -160,7 +214,7 @@ class BatchDecoder:
 
     # ---- the scheduler thread ----------------------------------------------------------------
     def _run(self) -> None:
-        batch = _Batch()
+        batch = _Lanes()
         while True:
             # 1. Collect the requests waiting now (after the gather window when idle).
             with self._cond:
@@ -182,23 +236,33 @@ class BatchDecoder:
                     if not row.done.is_set():
                         row.error = e
                         row.done.set()
-                batch = _Batch()
+                batch = _Lanes()
 
     @torch.no_grad()
-    def _iterate(self, batch: _Batch, new: list[_Row]) -> None:
+    def _iterate(self, lanes: _Lanes, new: list[_Row]) -> None:
         model = self.model
-        # 2. Prefill each new row alone, from its longest cached prefix, and let it join.
-        for row in new:
+        text, spans = lanes.text, lanes.span
+        # 2. Prefill each new row alone, from the longest cached prefix (the pool's or a row prefilled just before), and let it join.
+        done: list[tuple[list[int], DynamicCache]] = []  # rows prefilled in this step: their ids and own caches
+        for row in sorted(new, key=lambda r: len(r.ids)):
             cache, row.reused = self.pool.take(row.ids) if self.pool is not None else (None, 0)
+            share, own = self._shared(row.ids, done) if self.pool is not None and self.pool.size > 0 else (0, None)  # no pool: no reuse
+            if share > row.reused:  # a conversation sharing a longer prefix was just read: copy its keys and values
+                if cache is not None:
+                    self.pool.put(row.ids[: row.reused], cache)
+                cache, row.reused = DynamicCache(ddp_cache_data=[(layer.keys[:, :, :share].clone(), layer.values[:, :, :share].clone())
+                                                                 for layer in own.layers]), share  # (1, H, share, D) each
             cache = cache if cache is not None else DynamicCache()
             row.seq = torch.tensor([row.ids], dtype=torch.long, device=model_device(model))  # (1, T)
             row.logits = model(input_ids=row.seq[:, row.reused :], attention_mask=torch.ones_like(row.seq), cache=cache,
                                use_cache=True).logits[:, -1, :].float()  # (1, V)
             row.n = row.seq.shape[1]
-            batch.join(row, cache)
-        # 3. Each row's next token, by its own rules, warpers and RNG.
-        ending, spans = [], []
-        for row in batch.rows:
+            done.append((row.ids, cache))
+        for row, (_, cache) in zip(sorted(new, key=lambda r: len(r.ids)), done):
+            text.join(row, cache)
+        # 3. The next token of each text row, by its own rules, warpers and RNG.
+        ending, opening = [], []
+        for row in text.rows:
             tok = choose(row.seq, row.logits, row.rules, row.warpers, row.sample, row.generator)  # (1, 1)
             row.seq = torch.cat([row.seq, tok], dim=1)  # (1, T+1)
             t = int(tok)
@@ -207,31 +271,77 @@ class BatchDecoder:
             if t == row.eos or row.cancel.is_set() or row.made == row.max_new_tokens:
                 ending.append(row)
             elif row.jacobi is not None and t == row.boi and row.made + row.jacobi.n < row.max_new_tokens:
-                # Sampled: always (its draws must not depend on the batch). Greedy (the same codes either way):
-                # when alone, or for an edit (drafts guessed from the picture it edits mostly hold).
-                alone = len(batch.rows) == 1 and not self._waiting
-                if row.sample or alone or row.jacobi.init is not None:
-                    spans.append(row)
-        # 4. Finished rows leave; their caches go back to the pool un-padded.
+                opening.append(row)
+        # 4. Finished rows (and cancelled spans) leave; their caches go back to the pool un-padded.
         for row in ending:
-            self._finish(row, row.seq, batch.leave(row))
-        # 5. Rows opening a Jacobi span leave for it.
-        side = [(row, batch.leave(row)) for row in spans]
-        # 6. One forward pass for every row left, each at its own position.
-        if batch.rows:
-            tokens = torch.cat([r.seq[:, -1:] for r in batch.rows], dim=0)  # (B, 1)
-            logits = batch.step(model, tokens)  # (B, V)
-            for i, r in enumerate(batch.rows):
-                r.logits = logits[i : i + 1]  # (1, V)
-        # 7. The Jacobi spans, one row at a time; each row then joins again with its next logits.
-        for row, cache in side:
+            self._finish(row, row.seq, text.leave(row))
+        for row in [r for r in spans.rows if r.cancel.is_set()]:
+            row.seq, row.span = torch.cat([row.span.seq, torch.tensor([[row.span.pending]], device=row.seq.device)], dim=1), None
+            self._finish(row, row.seq, spans.leave(row))
+        # 5. Rows opening an image span decode it by Jacobi, in the span batch (a row alone: straight through, as the single path).
+        alone = None
+        if len(opening) == 1 and len(lanes.rows) == 1 and not self._waiting:
+            alone = (opening[0], text.leave(opening[0]))
+        else:
+            for row in opening:
+                row.span = row.jacobi.start(row.seq)
+                spans.join(row, text.leave(row))
+        # 6. One pass for the text rows (their last token each) and one for the span rows (pending code and drafts each).
+        if text.rows:
+            tokens = torch.cat([r.seq[:, -1:] for r in text.rows], dim=0)  # (B, 1)
+            logits = text.step(model, tokens, torch.ones_like(tokens))  # (B, 1, V)
+            for i, r in enumerate(text.rows):
+                r.logits = logits[i, :1]  # (1, V)
+            text.settle([1] * len(text.rows), 1, self.max_holes)
+        if spans.rows:
+            self._span_pass(spans, text)
+        if alone is not None:
+            row, cache = alone
             row.seq, row.logits = row.jacobi.decode(model, row.seq, cache, row.warpers, row.sample, row.put, row.cancel, row.generator)
             row.made += row.jacobi.n
             if row.logits is None:  # cancelled inside the span
                 self._finish(row, row.seq, cache)
-                continue
-            row.n = row.seq.shape[1]
-            batch.join(row, cache)
+            else:
+                row.n = row.seq.shape[1]
+                text.join(row, cache)
+
+    def _span_pass(self, spans: _Batch, text: _Batch) -> None:
+        """6-7. One forward pass over every span row's pending code and drafts, right-padded to the widest
+        (B, W); each row verifies its own drafts; rows whose span is complete go back to the text batch."""
+        xs = [row.jacobi.tokens(row.span) for row in spans.rows]
+        width = max(len(x) for x in xs)
+        device = spans.rows[0].seq.device
+        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        logits = spans.step(self.model, tokens, real)  # (B, W, V)
+        kept, complete = [], []
+        for i, (row, x) in enumerate(zip(spans.rows, xs)):
+            new, drop, after = row.jacobi.verify(row.span, logits[i, : len(x)], row.warpers, row.sample, row.generator)
+            for t in new:
+                row.put(t)
+            row.made += len(new)
+            kept.append(len(x) - drop)
+            if after is not None:  # the span is complete: back to one token per pass
+                row.seq, row.logits, row.span = row.span.seq, after, None
+                complete.append(row)
+        spans.settle(kept, width, self.max_holes)
+        for row in complete:
+            text.join(row, spans.leave(row))
+
+    @staticmethod
+    def _shared(ids: list[int], done: list[tuple[list[int], DynamicCache]]) -> tuple[int, DynamicCache | None]:
+        """The longest prefix of `ids` (at most all but its last token) that one of `done` holds, and that cache."""
+        best, own = 0, None
+        for other, cache in done:
+            n = 0
+            for a, b in zip(other, ids):
+                if a != b:
+                    break
+                n += 1
+            n = min(n, len(ids) - 1, cache.get_seq_length())
+            if n > best:
+                best, own = n, cache
+        return best, own
 
     def _finish(self, row: _Row, seq: torch.Tensor, cache: DynamicCache) -> None:
         if self.pool is not None:

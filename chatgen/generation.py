@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import torch
@@ -131,7 +131,10 @@ class JacobiSpan:
 
     Only the rules of a span's codes apply inside it (codes only; the edit lock's kept cells are
     their source code), so it runs where those are all the rules: no CFG, no repetition penalty,
-    a span of codes only (`stream_reply` decides)."""
+    a span of codes only (`stream_reply` decides).
+
+    `decode` runs a span alone; its steps (`start`, then per pass `tokens` and `verify`) let the
+    batch decoder (`batching.BatchDecoder`) verify the drafts of several rows in one forward pass."""
 
     n: int  # codes in one span (grid_h * grid_w)
     lo: int  # first code id
@@ -157,6 +160,83 @@ class JacobiSpan:
     def _guess(self, position: int, last: int) -> int:
         return int(self.init[position]) if self.init is not None else last
 
+    def start(self, seq: torch.Tensor) -> SpanState:
+        """The state of a span about to be decoded after `seq` (1, T), which ends with `<boi>` (not yet in the cache)."""
+        return SpanState(seq=seq[:, :-1], pending=int(seq[0, -1]))
+
+    def tokens(self, state: SpanState) -> list[int]:
+        """The next pass's new tokens: the pending token, then up to `window` drafts (guessed where none is predicted yet)."""
+        e = len(state.done)  # the position the first draft stands for
+        k = min(self.window, self.n - e)
+        while len(state.drafts) < k:
+            state.drafts.append(self._guess(e + len(state.drafts), state.done[-1] if state.done else self.lo))
+            state.qs.append(None)
+        state.drafts, state.qs = state.drafts[:k], state.qs[:k]
+        return [state.pending, *state.drafts]
+
+    def verify(self, state: SpanState, out: torch.Tensor, warpers: LogitsProcessorList, sample: bool,
+               generator: torch.Generator | None = None) -> tuple[list[int], int, torch.Tensor | None]:
+        """Verify the drafts of `tokens(state)` against `out` (1+k, V), the pass's logits at those tokens.
+        Returns the codes decided (in order), how many of the pass's tokens the cache must drop (the
+        rejected drafts, at its end), and the logits (1, V) for the token after the span once it is
+        complete (else None). Random draws come from `generator` (None: the global one)."""
+        g = generator
+        drafts, qs, e = state.drafts, state.qs, len(state.done)
+        k = len(drafts)
+        x = torch.tensor([[state.pending, *drafts]], device=state.seq.device)  # (1, 1+k)
+        seq = torch.cat([state.seq, x], dim=1)  # (1, T+1+k): for now every draft is in
+        self.passes += 1
+        if k == 0:
+            state.seq = seq
+            return [], 0, out[-1:]  # the last code was pending: out[-1] reads past it
+        # 1. Verify the drafts in order (positions e .. e+k-1), then the bonus or the correction.
+        rows = min(k + 1, self.n - e)  # predictions that stand for codes of this span
+        scores = warpers(seq.expand(rows, -1), self._scores(out[:rows], e))  # (rows, V)
+        probs = torch.softmax(scores, dim=-1) if sample else None
+        kept = 0
+        while kept < k:
+            d = drafts[kept]
+            if sample:
+                q = qs[kept]
+                qd = 1.0 if q is None else float(q[d])
+                if float(torch.rand((), generator=g, device=g.device if g is not None else None)) * qd < float(probs[kept, d]):
+                    kept += 1
+                    continue
+                residual = probs[kept].clone()
+                if q is None:
+                    residual[d] = 0.0
+                else:
+                    residual = (residual - q).clamp_min(0.0)
+                fix = int(torch.multinomial(residual / residual.sum(), 1, generator=g)) if residual.sum() > 0 else int(probs[kept].argmax())
+            elif d == int(scores[kept].argmax()):
+                kept += 1
+                continue
+            else:
+                fix = int(scores[kept].argmax())
+            break
+        else:
+            fix = None
+            if kept < rows:  # all drafts held and the span goes on: the bonus code
+                fix = int(torch.multinomial(probs[kept], 1, generator=g)) if sample else int(scores[kept].argmax())
+        new = drafts[:kept] + ([fix] if fix is not None else [])
+        # 2. Keep the verified drafts; the rest of the pass is dropped.
+        state.seq = seq[:, : seq.shape[1] - (k - kept)]
+        state.done += new
+        if fix is None:  # the span is complete and every code is in the cache
+            return new, k - kept, out[k : k + 1]
+        state.pending = fix
+        # 3. The predictions past the correction become the next drafts (positions e+kept+1 ..).
+        later = range(kept + 1, rows)
+        if sample:
+            state.drafts = [int(torch.multinomial(probs[j], 1, generator=g)) for j in later]
+            state.qs = [probs[j] for j in later]
+        else:
+            state.drafts = [int(scores[j].argmax()) for j in later]
+            state.qs = [None] * len(state.drafts)
+        if len(state.done) == self.n:
+            state.drafts, state.qs = [], []
+        return new, k - kept, None
+
     @torch.no_grad()
     def decode(self, model, seq: torch.Tensor, cache: DynamicCache, warpers: LogitsProcessorList, sample: bool,
                put: Callable[[int], None], cancel: threading.Event, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,78 +244,33 @@ class JacobiSpan:
         Returns the sequence with the codes and the logits for the token after the last code
         (every token of the sequence is then in the cache; None for the logits when cancelled).
         Random draws come from `generator` (the reply's own RNG; None: the global one)."""
-        g = generator
-        done: list[int] = []  # codes decided; the last one is pending (not in the cache yet)
-        drafts: list[int] = []  # guesses for the positions after the pending token
-        qs: list[torch.Tensor | None] = []  # the distribution each draft was drawn from (None: a guess)
-        pending = int(seq[0, -1])
-        seq = seq[:, :-1]  # what the cache holds; `pending` follows it
+        state = self.start(seq)
         while True:
             if cancel.is_set():
-                return torch.cat([seq, torch.tensor([[pending]], device=seq.device)], dim=1), None
+                return torch.cat([state.seq, torch.tensor([[state.pending]], device=seq.device)], dim=1), None
             # 1. One pass over the pending token and the drafts.
-            e = len(done)  # the position the first draft stands for
-            k = min(self.window, self.n - e)
-            while len(drafts) < k:
-                drafts.append(self._guess(e + len(drafts), done[-1] if done else self.lo))
-                qs.append(None)
-            drafts, qs = drafts[:k], qs[:k]
-            x = torch.tensor([[pending, *drafts]], device=seq.device)  # (1, 1+k)
-            seq = torch.cat([seq, x], dim=1)  # (1, T+1+k): for now every draft is in
-            out = model(input_ids=x, attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[0].float()  # (1+k, V)
-            self.passes += 1
-            if k == 0:
-                return seq, out[-1:]  # the last code was pending: out[-1] reads past it
-            # 2. Verify the drafts in order (positions e .. e+k-1), then the bonus or the correction.
-            rows = min(k + 1, self.n - e)  # predictions that stand for codes of this span
-            scores = warpers(seq.expand(rows, -1), self._scores(out[:rows], e))  # (rows, V)
-            probs = torch.softmax(scores, dim=-1) if sample else None
-            kept = 0
-            while kept < k:
-                d = drafts[kept]
-                if sample:
-                    q = qs[kept]
-                    qd = 1.0 if q is None else float(q[d])
-                    if float(torch.rand((), generator=g, device=g.device if g is not None else None)) * qd < float(probs[kept, d]):
-                        kept += 1
-                        continue
-                    residual = probs[kept].clone()
-                    if q is None:
-                        residual[d] = 0.0
-                    else:
-                        residual = (residual - q).clamp_min(0.0)
-                    fix = int(torch.multinomial(residual / residual.sum(), 1, generator=g)) if residual.sum() > 0 else int(probs[kept].argmax())
-                elif d == int(scores[kept].argmax()):
-                    kept += 1
-                    continue
-                else:
-                    fix = int(scores[kept].argmax())
-                break
-            else:
-                fix = None
-                if kept < rows:  # all drafts held and the span goes on: the bonus code
-                    fix = int(torch.multinomial(probs[kept], 1, generator=g)) if sample else int(scores[kept].argmax())
-            new = drafts[:kept] + ([fix] if fix is not None else [])
+            x = torch.tensor([self.tokens(state)], device=seq.device)  # (1, 1+k)
+            mask = torch.ones(1, state.seq.shape[1] + x.shape[1], dtype=torch.long, device=seq.device)  # (1, T+1+k)
+            out = model(input_ids=x, attention_mask=mask, cache=cache, use_cache=True).logits[0].float()  # (1+k, V)
+            # 2. Verify; the cache keeps the verified drafts.
+            new, drop, logits = self.verify(state, out, warpers, sample, generator)
             for t in new:
                 put(t)
-            # 3. Keep the verified drafts in the cache; the rest of the pass is dropped.
-            if kept < k:
-                cache.crop(kept - k)
-                seq = seq[:, : seq.shape[1] - (k - kept)]
-            done += new
-            if fix is None:  # the span is complete and every code is in the cache
-                return seq, out[k : k + 1]
-            pending = fix
-            # The predictions past the correction become the next drafts (positions e+kept+1 ..).
-            later = range(kept + 1, rows)
-            if sample:
-                drafts = [int(torch.multinomial(probs[j], 1, generator=g)) for j in later]
-                qs = [probs[j] for j in later]
-            else:
-                drafts = [int(scores[j].argmax()) for j in later]
-                qs = [None] * len(drafts)
-            if len(done) == self.n:
-                drafts, qs = [], []
+            if drop:
+                cache.crop(-drop)
+            if logits is not None:
+                return state.seq, logits
+
+
+@dataclass
+class SpanState:
+    """One image span being decoded by `JacobiSpan` (its steps: `start`, then `tokens` and `verify` per pass)."""
+
+    seq: torch.Tensor  # (1, T) what the cache holds; `pending` follows it
+    pending: int  # the last code decided (or `<boi>`), not in the cache yet
+    done: list[int] = field(default_factory=list)  # codes decided
+    drafts: list[int] = field(default_factory=list)  # guesses for the positions after the pending token
+    qs: list = field(default_factory=list)  # the distribution each draft was drawn from (None: a guess)
 
 
 @torch.no_grad()

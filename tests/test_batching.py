@@ -74,6 +74,7 @@ class CountingModel(torch.nn.Module):
         super().__init__()
         self.lm = lm
         self.widths: list[int] = []
+        self.shapes: list[tuple[int, int]] = []
 
     @property
     def device(self):
@@ -81,6 +82,7 @@ class CountingModel(torch.nn.Module):
 
     def forward(self, **kw):
         self.widths.append(kw["input_ids"].shape[0])
+        self.shapes.append(tuple(kw["input_ids"].shape))  # (rows, new tokens per row)
         return self.lm(**kw)
 
 
@@ -210,6 +212,93 @@ def test_cached_equals_uncached_turn_after_turn_in_a_batch(folder):
             elif step:
                 assert all(r.metadata["tokens"]["cached_tokens"] > 0 for r in out)
         assert replies[id(cached)] == replies[id(fresh)], f"turn {step + 1} differs"
+
+
+# Edits of different pictures (each row drafts from its own picture), a drawing and a question, greedy or seeded sampling.
+EDITS = [(("draw a dog",), "make the dog a cat"), (("draw a tree",), "now at night"), (("draw a balloon",), "add a sun at the top"),
+         (("draw a cat on the grass",), "remove the cat"), ((), "draw a dog and a tree"), (("draw a fox",), "where is the fox?")]
+
+
+def _edit_jobs(backend, params):
+    a = Assistant(backend)
+    jobs = []
+    for i, (history, text) in enumerate(EDITS):
+        s = Session()
+        for h in history:
+            a.respond(s, h, GenerationParams(temperature=0.0, max_new_tokens=60, seed=i))
+        jobs.append((backend.prompt(s, Message(text)), GenerationParams(**{"max_new_tokens": 60, "seed": 20 + i, **params})))
+    return jobs
+
+
+@pytest.mark.parametrize("params,max_holes", [(dict(temperature=0.0), 64), (dict(temperature=0.0), 0), (dict(temperature=1.0, top_k=40), 64)],
+                         ids=["greedy", "greedy-compacted", "sampled"])
+def test_concurrent_jacobi_edits_equal_the_edits_alone(folder, params, max_holes):
+    """Several rows inside image spans verify their drafts in one forward pass together (rejected
+    drafts masked out of each row's cache, or compacted away); each reply (and picture) is still
+    the one it gets alone, greedy or sampled with its own seed."""
+    b = NativeBackend.from_pretrained(folder)
+    b.batcher.max_holes = max_holes
+    jobs = _edit_jobs(b, params)
+    assert sum(p.source_codes is not None or b.vocab.boi in p.ids for p, _ in jobs) >= 4  # rows with a picture to draft from
+    b.pool.clear()
+    single = [_reply(b, *j) for j in jobs]  # one at a time: each span decoded alone by JacobiSpan
+    assert sum(r.image is not None for r in single) >= 3, "too few replies draw a picture to test concurrent spans"
+    b.pool.clear()
+    counting = CountingModel(b.lm)
+    b.batcher.model = counting
+    together = _together(b, jobs)
+    assert any(rows >= 2 and width > 2 for rows, width in counting.shapes), "no forward pass verified several rows' drafts together"
+    for i, (one, many) in enumerate(zip(single, together)):
+        assert one.reply_ids == many.reply_ids, f"case {i} {EDITS[i]} differs in the batch"
+        assert (one.image is None) == (many.image is None)
+        if one.image is not None:
+            assert one.image.tobytes() == many.image.tobytes()
+
+
+def test_a_batch_pass_gives_each_row_the_logits_it_gets_alone(folder):
+    """The mechanics under the equality above, at the logits: rows of different lengths read
+    different numbers of new tokens in one pass (right-padded), keep different prefixes of them
+    (the rest become masked holes, then are compacted away), and every row sees only its own
+    keys: its logits, and the cache it leaves with, are those of the row decoded alone."""
+    import copy
+    from types import SimpleNamespace
+
+    from transformers import DynamicCache
+
+    from chatgen.batching import _Batch
+
+    lm = NativeBackend.from_pretrained(folder).lm
+    g = torch.Generator().manual_seed(0)
+    prompts = [torch.randint(5, 60, (1, n), generator=g) for n in (9, 4, 13)]  # (1, T) each
+    batch, alone, rows = _Batch(), [], []
+    with torch.no_grad():
+        for ids in prompts:
+            cache = DynamicCache()
+            lm(input_ids=ids, attention_mask=torch.ones_like(ids), cache=cache, use_cache=True)
+            alone.append(copy.deepcopy(cache))
+            rows.append(SimpleNamespace(n=ids.shape[1], seq=ids))
+            batch.join(rows[-1], cache)
+        # (new tokens per row, how many of them each row keeps), pass after pass; the last pass compacts.
+        passes = [((5, 1, 3), (2, 1, 3)), ((1, 4, 2), (1, 1, 2)), ((3, 3, 1), (3, 2, 1)), ((2, 1, 2), (1, 1, 2))]
+        for step, (widths, kept) in enumerate(passes):
+            xs = [torch.randint(5, 60, (w,), generator=g).tolist() for w in widths]
+            width = max(widths)
+            tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs])  # (B, W)
+            real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs])  # (B, W)
+            logits = batch.step(lm, tokens, real)  # (B, W, V)
+            for i, (x, cache) in enumerate(zip(xs, alone)):
+                t = torch.tensor([x])  # (1, w)
+                mask = torch.ones(1, cache.get_seq_length() + len(x), dtype=torch.long)
+                own = lm(input_ids=t, attention_mask=mask, cache=cache, use_cache=True).logits[0].float()  # (w, V)
+                assert torch.allclose(logits[i, : len(x)], own, atol=1e-4), f"row {i} sees other keys in pass {step}"
+                if kept[i] < len(x):
+                    cache.crop(kept[i] - len(x))
+            batch.settle(list(kept), width, max_holes=0 if step == len(passes) - 1 else 64)
+            assert [r.n for r in rows] == [c.get_seq_length() for c in alone]
+        for row, cache in zip(list(rows), alone):
+            own = batch.leave(row)
+            for a, b in zip(own.layers, cache.layers):
+                assert torch.allclose(a.keys, b.keys, atol=1e-5) and torch.allclose(a.values, b.values, atol=1e-5)
 
 
 def test_batch_decoder_rejects_an_empty_prompt(folder):
