@@ -63,6 +63,7 @@ class VQImageTokenizer:
         self.grid_w = grid_w  # codes per row
         self.tile = tile  # >0: tile x tile pixel patches are encoded and decoded independently
         self.unshuffle = unshuffle  # space-to-depth factor before the encoder (undone after the decoder)
+        self._tile_cache: dict[int, torch.Tensor] = {}  # code -> (3, t, t) decoded tile (one code per tile only)
         self.pixels = VaeImageProcessor(do_resize=True, vae_scale_factor=1, resample="lanczos")  # PIL <-> [-1, 1] tensors
 
     @torch.no_grad()
@@ -98,8 +99,6 @@ class VQImageTokenizer:
         """(N,) codes -> (N, 3, t, t) decoded tiles, each code through the VQ decoder once per
         tokenizer (the codes not decoded yet, in one batch); a picture, its previews and every
         later turn's pictures then cost a lookup instead of a decoder pass (about 40 ms on 2 cores)."""
-        if not hasattr(self, "_tile_cache"):
-            self._tile_cache: dict[int, torch.Tensor] = {}  # code -> (3, t, t)
         wanted = codes.tolist()
         missing = sorted({c for c in wanted if c not in self._tile_cache})
         if missing:

@@ -108,16 +108,17 @@ class Refiner:
     def from_pretrained(cls, path: str | Path, config: RefinerConfig | dict | None = None, dtype: str | torch.dtype | None = None, device: str | None = None) -> "Refiner":
         """Load an img2img pipeline from a folder (with model_index.json) or a Hub id.
 
-        `config`: the settings, or a dict of the settings given (the rest are the pipeline's own
-        defaults: `RefinerConfig`'s, or the embedded refiner's `refiner_defaults`).
+        `config`: the settings (taken as they are), or a dict of the settings given, or None (the
+        rest are the pipeline's own defaults: `RefinerConfig`'s, or the embedded refiner's
+        `refiner_defaults`).
 
         1. Check the settings, then where the pipeline is: a folder, else something shaped like a Hub id.
         2. Load it with `AutoPipelineForImage2Image` (chatgen's own `EmbeddedRefinerPipeline` when
            the folder names it: two PNG tables, no code): safetensors weights only, no remote code.
         3. Move it to `device` (default: the CPU)."""
         # 1. Check.
-        given = config if isinstance(config, dict) else None
-        config = RefinerConfig(**given).check() if given is not None else (config or RefinerConfig()).check()
+        given = config if isinstance(config, dict) else {} if config is None else None  # settings over the pipeline's defaults
+        (RefinerConfig(**given) if given is not None else config).check()  # a bad value is refused before anything loads
         torch_dtype = _dtype(dtype)
         p = Path(path)
         if p.is_file():
@@ -138,7 +139,6 @@ class Refiner:
                 from .embedded_refiner import EmbeddedRefinerPipeline
 
                 pipe = EmbeddedRefinerPipeline.from_pretrained(str(path))
-                config = RefinerConfig(**(EmbeddedRefinerPipeline.refiner_defaults | (given or {}))).check() if given is not None or config == RefinerConfig() else config
             else:
                 pipe = AutoPipelineForImage2Image.from_pretrained(str(path), **kwargs)
         except ChatgenError:
@@ -146,6 +146,8 @@ class Refiner:
         except Exception as e:  # offline, unknown repo, no safetensors, no img2img variant: one line, not a traceback
             where = "" if p.is_dir() else "; not a local folder, and the Hub did not provide it"
             raise ChatgenError(f"cannot load refiner {path}{where} ({type(e).__name__}: {_first_line(e)})") from None
+        if given is not None:
+            config = RefinerConfig(**(getattr(pipe, "refiner_defaults", {}) | given)).check()
         # 3. Place.
         if device:
             try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import string
 import unicodedata
 
 from .errors import ChatgenError
 
+_WORD = re.compile(r"[A-Za-z]+")  # a word `Lexicon.correct` may repair
 MAX_MESSAGE_CHARS = 4000  # the longest message (or system prompt) read at all; the model's token limit is checked too
 
 
@@ -42,14 +45,10 @@ class Lexicon:
     def from_dict(cls, d: dict | None) -> "Lexicon | None":
         return cls(d.get("targets", ()), d.get("known", ())) if d else None
 
-    def to_dict(self) -> dict:
-        return {"targets": sorted(self.targets), "known": sorted(self.known - self.targets)}
-
     def slips_of(self, word: str) -> set[str]:
         """The targets that one slip turns into `word` (lower case): the candidates of `repair`."""
-        letters = "abcdefghijklmnopqrstuvwxyz"
         swapped = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
-        missing = {word[:i] + c + word[i:] for i in range(1, len(word) + 1) for c in letters}  # never before the first letter: "hat" is not "what"
+        missing = {word[:i] + c + word[i:] for i in range(1, len(word) + 1) for c in string.ascii_lowercase}  # never before the first letter: "hat" is not "what"
         doubled = {word[:i] + word[i + 1:] for i in range(1, len(word)) if word[i] == word[i - 1]}
         return ((swapped | missing | doubled) - {word}) & self.targets
 
@@ -62,8 +61,6 @@ class Lexicon:
 
     def correct(self, text: str) -> str:
         """`text` with each repairable word repaired (its case kept where it was capitalised)."""
-        import re
-
         def fix(m: re.Match) -> str:
             w = m.group(0)
             better = self.repair(w.lower())
@@ -71,4 +68,4 @@ class Lexicon:
                 return w
             return better.upper() if w.isupper() and len(w) > 1 else better.capitalize() if w[0].isupper() else better
 
-        return re.sub(r"[A-Za-z]+", fix, text)
+        return _WORD.sub(fix, text)

@@ -1,7 +1,7 @@
 """Train the embedded refiner (`chatgen.embedded_refiner`): a 16 px -> 64 px tile dictionary.
 
 1. Keys: every code of the checkpoint's VQ-VAE decoded alone, a 16 px tile each.
-2. Values: random world scenes (training seeds, below `HELDOUT_SEED`) are rendered at 96 px,
+2. Values: random world scenes (training seeds, below `world.HELDOUT_SEED`) are rendered at 96 px,
    encoded by the VQ-VAE, and rendered clean at 384 px from the 4x sprite atlas
    (`world.render(scene, scale=4)`); each 16 px tile's code collects the 64 px clean tile at the
    same place. A code's value is the mean of what it collected: the least-squares 4x tile for
@@ -27,8 +27,6 @@ import numpy as np
 import torch
 from .. import world
 from ..embedded_refiner import FACTOR, TILE, EmbeddedRefinerPipeline, bicubic_tiles, tile_grid
-
-HELDOUT_SEED = 10_000_000  # scenes from this seed on are never trained on (the same line as the LM's)
 
 
 @dataclass
