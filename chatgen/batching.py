@@ -18,7 +18,11 @@ queued replies together:
    pool, and their worker wakes;
 5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) moves to the span
    batch (a second `_Batch`, so text rows are never padded to a window of drafts);
-6. one forward pass for the text rows (their last token each, (B, 1)) and one for the span rows:
+6. one forward pass for the text rows (their last token each; while at most `lookup_rows` rows
+   are in it, each row's prompt-lookup drafts too (`lookup.PromptLookup`), right-padded to the
+   widest, verified by the row with its own rules and RNG: the drafts change no token, and in a
+   wider batch their padding costs more than they save; rejected drafts become masked holes) and
+   one for the span rows:
    each its pending code and window of drafts (`JacobiSpan.tokens`), right-padded to the widest
    (B, W), at its own positions (B, W), the (B, L + W) mask keeping each row to its own real keys;
 7. each span row verifies its own drafts (`JacobiSpan.verify`, with its own RNG, so its codes
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessorList
 
 from .generation import JacobiSpan, PrefixCachePool, SpanState, choose
+from .lookup import PromptLookup
 from .sampling import model_device
 
 
@@ -61,6 +66,7 @@ class _Row:
     generator: torch.Generator | None  # its own RNG
     jacobi: JacobiSpan | None  # Jacobi decoding of its image span, or None
     boi: int | None  # the `<boi>` id (Jacobi starts after it)
+    lookup: PromptLookup | None = None  # prompt-lookup drafts of its text tokens, or None
     done: threading.Event = field(default_factory=threading.Event)  # set when the reply is finished
     error: BaseException | None = None  # what went wrong, raised in the worker
     reused: int = 0  # prompt tokens that came from the pool
@@ -69,6 +75,7 @@ class _Row:
     n: int = 0  # real tokens in the row's cache (its next position)
     span: SpanState | None = None  # its image span being decoded by Jacobi, or None
     made: int = 0  # reply tokens chosen
+    ahead: list[int] = field(default_factory=list)  # tokens its last lookup pass decided (all but the last in the cache)
 
 
 class _Batch:
@@ -181,7 +188,7 @@ class BatchDecoder:
     """Decodes the replies of concurrent requests in one batch (see the module doc)."""
 
     def __init__(self, model, pool: PrefixCachePool | None = None, lock: threading.Lock | None = None,
-                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0, max_holes: int = 64):
+                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0, max_holes: int = 64, lookup_rows: int = 1):
         self.model = model  # the causal LM (a transformers model with a DynamicCache)
         self.pool = pool  # caches of recent conversations (taken at prefill, given back un-padded)
         self.lock = lock or threading.Lock()  # held while the scheduler uses the model
@@ -189,18 +196,19 @@ class BatchDecoder:
         self.max_batch = max_batch  # rows decoded together at most (the rest wait for a free row)
         self.idle_s = idle_s  # an idle scheduler thread ends after this long (a new request starts another)
         self.max_holes = max_holes  # masked cache columns every row may carry before the cache is compacted
+        self.lookup_rows = lookup_rows  # text rows at most for which a pass reads prompt-lookup drafts (they change no token)
         self._cond = threading.Condition()  # guards _waiting and _thread
         self._waiting: list[_Row] = []  # requests not yet admitted
         self._thread: threading.Thread | None = None
 
     def decode(self, ids: list[int], rules: LogitsProcessorList, warpers: LogitsProcessorList, sample: bool, max_new_tokens: int,
                eos: int, cancel: threading.Event, put: Callable[[int], None], generator: torch.Generator | None = None,
-               jacobi: JacobiSpan | None = None, boi: int | None = None) -> int:
+               jacobi: JacobiSpan | None = None, boi: int | None = None, lookup: PromptLookup | None = None) -> int:
         """Decode one reply in the batch (the arguments of `generation.decode_loop`); blocks until it
         is finished and returns how many prompt tokens came from the pool."""
         if not ids:
             raise ValueError("ids must hold at least one token")
-        row = _Row(list(ids), rules, warpers, sample, max_new_tokens, eos, cancel, put, generator, jacobi, boi)
+        row = _Row(list(ids), rules, warpers, sample, max_new_tokens, eos, cancel, put, generator, jacobi, boi, lookup)
         with self._cond:
             self._waiting.append(row)
             if self._thread is None:
@@ -260,21 +268,27 @@ class BatchDecoder:
             done.append((row.ids, cache))
         for row, (_, cache) in zip(sorted(new, key=lambda r: len(r.ids)), done):
             text.join(row, cache)
-        # 3. The next token of each text row, by its own rules, warpers and RNG.
+        # 3. The next token of each text row, by its own rules, warpers and RNG (or the tokens its lookup pass decided).
         ending, opening = [], []
         for row in text.rows:
-            tok = choose(row.seq, row.logits, row.rules, row.warpers, row.sample, row.generator)  # (1, 1)
-            row.seq = torch.cat([row.seq, tok], dim=1)  # (1, T+1)
-            t = int(tok)
-            row.put(t)
-            row.made += 1
-            if t == row.eos or row.cancel.is_set() or row.made == row.max_new_tokens:
-                ending.append(row)
-            elif row.jacobi is not None and t == row.boi and row.made + row.jacobi.n < row.max_new_tokens:
-                opening.append(row)
+            ahead, row.ahead = row.ahead or [int(choose(row.seq, row.logits, row.rules, row.warpers, row.sample, row.generator))], []
+            for t in ahead:
+                row.seq = torch.cat([row.seq, torch.tensor([[t]], dtype=row.seq.dtype, device=row.seq.device)], dim=1)  # (1, T+1)
+                row.put(t)
+                row.made += 1
+                if t == row.eos or row.cancel.is_set() or row.made == row.max_new_tokens:
+                    ending.append(row)
+                    break
+            else:
+                if row.jacobi is not None and t == row.boi and row.made + row.jacobi.n < row.max_new_tokens:
+                    opening.append(row)
         # 4. Finished rows (and cancelled spans) leave; their caches go back to the pool un-padded.
         for row in ending:
-            self._finish(row, row.seq, text.leave(row))
+            cache = text.leave(row)
+            extra = cache.get_seq_length() - (row.seq.shape[1] - 1)  # verified drafts not handed out (cancelled)
+            if extra > 0:
+                cache.crop(-extra)
+            self._finish(row, row.seq, cache)
         for row in [r for r in spans.rows if r.cancel.is_set()]:
             row.seq, row.span = torch.cat([row.span.seq, torch.tensor([[row.span.pending]], device=row.seq.device)], dim=1), None
             self._finish(row, row.seq, spans.leave(row))
@@ -286,13 +300,9 @@ class BatchDecoder:
             for row in opening:
                 row.span = row.jacobi.start(row.seq)
                 spans.join(row, text.leave(row))
-        # 6. One pass for the text rows (their last token each) and one for the span rows (pending code and drafts each).
+        # 6. One pass for the text rows (their last token and lookup drafts each) and one for the span rows (pending code and drafts each).
         if text.rows:
-            tokens = torch.cat([r.seq[:, -1:] for r in text.rows], dim=0)  # (B, 1)
-            logits = text.step(model, tokens, torch.ones_like(tokens))  # (B, 1, V)
-            for i, r in enumerate(text.rows):
-                r.logits = logits[i, :1]  # (1, V)
-            text.settle([1] * len(text.rows), 1, self.max_holes)
+            self._text_pass(text)
         if spans.rows:
             self._span_pass(spans, text)
         if alone is not None:
@@ -304,6 +314,30 @@ class BatchDecoder:
             else:
                 row.n = row.seq.shape[1]
                 text.join(row, cache)
+
+    def _text_pass(self, text: _Batch) -> None:
+        """6. One forward pass over every text row's last token and (in a batch of at most `lookup_rows`) its
+        prompt-lookup drafts, right-padded to the widest (B, W); a row with drafts verifies them
+        (`PromptLookup.verify`, with its own rules and RNG: the tokens it gets alone); the rejected drafts
+        and the padding become holes."""
+        xs, drafting = [], len(text.rows) <= self.lookup_rows
+        for r in text.rows:
+            drafts = r.lookup.drafts(r.seq[0].tolist(), r.max_new_tokens - r.made - 1) if drafting and r.lookup is not None else []
+            xs.append([int(r.seq[0, -1]), *drafts])
+        width = max(len(x) for x in xs)
+        device = text.rows[0].seq.device
+        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        logits = text.step(self.model, tokens, real)  # (B, W, V)
+        kept = []
+        for i, (r, x) in enumerate(zip(text.rows, xs)):
+            if len(x) > 1:
+                r.ahead = r.lookup.verify(r.seq, logits[i, : len(x)], x[1:], r.rules, r.warpers, r.sample, r.generator)
+                kept.append(len(r.ahead))  # the last token and the drafts that held
+            else:
+                r.logits = logits[i, :1]  # (1, V)
+                kept.append(1)
+        text.settle(kept, width, self.max_holes)
 
     def _span_pass(self, spans: _Batch, text: _Batch) -> None:
         """6-7. One forward pass over every span row's pending code and drafts, right-padded to the widest

@@ -28,6 +28,7 @@ from transformers.generation.logits_process import (
 )
 
 from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
+from .lookup import PromptLookup, choose
 from .params import GenerationParams
 from .sampling import EditLock, ImageGuidance, ImageSpanConstraint, SpanTracker, model_device
 from .vocab import JointVocab
@@ -101,14 +102,6 @@ def _sampling_processors(config: GenerationConfig) -> LogitsProcessorList:
         if config.top_p is not None and config.top_p < 1.0:
             out.append(TopPLogitsWarper(config.top_p))
     return out
-
-
-def choose(seq: torch.Tensor, logits: torch.Tensor, rules: LogitsProcessorList, warpers: LogitsProcessorList, sample: bool,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """One reply's next token (1, 1): its vocabulary rules, then the sampling warpers, then greedy
-    or sampled (from `generator`, the reply's own RNG; None: the global one). `seq` is (1, T), `logits` (1, V)."""
-    scores = warpers(seq, rules(seq, logits))
-    return torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator) if sample else scores.argmax(dim=-1, keepdim=True)
 
 
 @dataclass
@@ -276,28 +269,33 @@ class SpanState:
 @torch.no_grad()
 def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: LogitsProcessorList, warpers: LogitsProcessorList,
                 sample: bool, max_new_tokens: int, eos: int, cancel: threading.Event, put: Callable[[int], None],
-                jacobi: JacobiSpan | None = None, boi: int | None = None, generator: torch.Generator | None = None) -> tuple[list[int], DynamicCache]:
+                jacobi: JacobiSpan | None = None, boi: int | None = None, generator: torch.Generator | None = None,
+                lookup: PromptLookup | None = None) -> tuple[list[int], DynamicCache]:
     """The plain decode loop: one forward step per token, the vocabulary rules, then greedy or
     sampled (`sample`) choice; each token goes to `put` as soon as it is chosen. The same tokens as stock
     `generate` with these processors (checked in the tests), without its per-step bookkeeping.
 
     With `jacobi`, the codes after a `<boi>` (id `boi`) are decoded by `jacobi.decode`, several
-    per forward pass. `cache` already holds the first `reused` tokens of `ids`. Returns the whole
+    per forward pass. With `lookup`, each text step also reads prompt-lookup drafts and keeps
+    those that hold (`lookup.PromptLookup`: the tokens are those of plain decoding, greedy or
+    sampled with the same generator). `cache` already holds the first `reused` tokens of `ids`. Returns the whole
     sequence and the cache (which holds every token but the last). Random draws come from
     `generator` (the reply's own RNG; None: the global one)."""
     seq = torch.tensor([ids], dtype=torch.long, device=model_device(model))  # (1, T)
     # 1. Prefill: only the tokens the cache does not hold yet.
     logits = model(input_ids=seq[:, reused:], attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
     made = 0
+    ahead: list[int] = []  # tokens a lookup pass decided, not handed out yet (all but the last in the cache)
     while made < max_new_tokens:
         # 2. Rules (guidance, edit lock, image spans), then the sampling warpers, then the choice.
-        tok = choose(seq, logits, rules, warpers, sample, generator)  # (1, 1)
-        seq = torch.cat([seq, tok], dim=1)  # (1, T+1)
-        t = int(tok)
+        t = ahead.pop(0) if ahead else int(choose(seq, logits, rules, warpers, sample, generator))
+        seq = torch.cat([seq, torch.tensor([[t]], dtype=seq.dtype, device=seq.device)], dim=1)  # (1, T+1)
         put(t)
         made += 1
         if t == eos or cancel.is_set() or made == max_new_tokens:
             break
+        if ahead:
+            continue  # a verified draft: already in the cache
         if jacobi is not None and t == boi and made + jacobi.n < max_new_tokens:
             # 3a. An image span: its codes several per forward pass.
             seq, logits = jacobi.decode(model, seq, cache, warpers, sample, put, cancel, generator)
@@ -305,8 +303,20 @@ def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: 
             if logits is None:
                 break
             continue
-        # 3. One forward step for the chosen token.
-        logits = model(input_ids=tok, attention_mask=torch.ones_like(seq), cache=cache, use_cache=True).logits[:, -1, :].float()  # (1, V)
+        # 3. One forward step for the chosen token (and its prompt-lookup drafts, verified in the same pass).
+        drafts = lookup.drafts(seq[0].tolist(), max_new_tokens - made - 1) if lookup is not None else []
+        x = torch.tensor([[t, *drafts]], dtype=seq.dtype, device=seq.device)  # (1, 1+k)
+        mask = torch.ones(1, seq.shape[1] + len(drafts), dtype=torch.long, device=seq.device)  # (1, T+1+k)
+        out = model(input_ids=x, attention_mask=mask, cache=cache, use_cache=True).logits[0].float()  # (1+k, V)
+        if drafts:
+            ahead = lookup.verify(seq, out, drafts, rules, warpers, sample, generator)
+            if len(ahead) <= len(drafts):
+                cache.crop(len(ahead) - 1 - len(drafts))  # the rejected drafts leave the cache
+        else:
+            logits = out[-1:]  # (1, V)
+    extra = cache.get_seq_length() - (seq.shape[1] - 1)  # verified drafts not handed out (cancelled)
+    if extra > 0:
+        cache.crop(-extra)
     return seq[0].tolist(), cache
 
 
@@ -366,6 +376,7 @@ def stream_reply(
 
     warpers = _sampling_processors(config)
     jacobi = _jacobi_for(vocab, prompt, params, processors, warpers)
+    lookup = PromptLookup(lambda t: vocab.is_text(t) and t not in (vocab.eot, vocab.boi), width=params.lookup) if params.lookup else None
     tokens: queue.Queue = queue.Queue()  # ("token", id) ... then ("end", None), from the worker
     result: dict = {}
     generator = torch.Generator(device=model_device(model)).manual_seed(seed)  # the reply's own RNG
@@ -377,7 +388,7 @@ def stream_reply(
             if batched:
                 # 3a. Decoded in a batch with the replies that arrive together (the batcher reuses cached prefixes).
                 result["reused"] = batcher.decode(prompt.ids, processors, warpers, bool(config.do_sample), config.max_new_tokens, vocab.eot,
-                                                  cancel, put, generator=generator, jacobi=jacobi, boi=vocab.boi)
+                                                  cancel, put, generator=generator, jacobi=jacobi, boi=vocab.boi, lookup=lookup)
                 return
             with lock:
                 # 3. Reuse the longest cached prefix of this conversation.
@@ -385,7 +396,7 @@ def stream_reply(
                 result["reused"] = reused
                 seq, cache = decode_loop(model, prompt.ids, cache if cache is not None else DynamicCache(), reused, processors, warpers,
                                          bool(config.do_sample), config.max_new_tokens, vocab.eot, cancel, put,
-                                         jacobi=jacobi, boi=vocab.boi, generator=generator)
+                                         jacobi=jacobi, boi=vocab.boi, generator=generator, lookup=lookup)
                 if pool is not None:
                     pool.put(seq, cache)
         except BaseException as e:  # surfaced in the consuming thread
@@ -465,6 +476,7 @@ def stream_reply(
             "total_s": round(total, 4),
             "tokens_per_s": round(len(generated) / total, 1) if total > 0 else 0.0,
             "image_passes": jacobi.passes if jacobi is not None and jacobi.passes else None,  # forward passes inside the image span (plain decoding: codes + 1)
+            "lookup_drafts": [lookup.accepted, lookup.drafted] if lookup is not None and lookup.passes else None,  # prompt-lookup draft tokens kept, verified
         },
     )
 

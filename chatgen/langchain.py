@@ -20,7 +20,7 @@ picture's own codes) and the backend reuses its cached prefix. A changed turn is
 "preview-<row>", `extras={"preview": True}`; `previews=False` turns them off), then the final
 image (index 1) with the metadata. Previews are skipped when messages are read back.
 
-Parameters (seed, temperature, top_k, top_p, cfg_scale, max_new_tokens, jacobi, model) are set on the
+Parameters (seed, temperature, top_k, top_p, cfg_scale, max_new_tokens, jacobi, lookup, model) are set on the
 constructor, with `bind(...)`, or per call; a refiner object (`.refine(image, prompt)`) on the
 constructor. Bad input raises a one-sentence `ChatgenError` (a ValueError).
 """
@@ -187,6 +187,7 @@ class ChatGenChatModel(BaseChatModel):
     max_text_tokens: int | None = None  # cap on the reply's text outside images
     previews: bool | None = None  # stream(): a preview image after every code row (default on)
     jacobi: int | None = None  # speculative Jacobi decoding of image spans: draft window (0 = off; default 16)
+    lookup: int | None = None  # prompt-lookup drafts of text tokens: drafts per forward pass (0 = off; default 5)
 
     _assistants: dict = PrivateAttr(default_factory=dict)  # model -> the Assistant serving it
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)  # one load at a time

@@ -22,6 +22,7 @@ class GenerationParams:
     max_text_tokens: int = 128  # cap on the reply's text outside images (the longest trained reply is under 100)
     previews: bool = True  # decode a partial image after every finished code row
     jacobi: int = 16  # speculative Jacobi decoding of image spans: draft codes verified per forward pass (0 = off; greedy output unchanged)
+    lookup: int = 5  # prompt-lookup drafts for text tokens (n-grams of the conversation): draft tokens verified per forward pass (0 = off; the tokens are unchanged, greedy or seeded)
 
     def check(self) -> "GenerationParams":
         """Raise a one-line error naming the first bad field."""
@@ -41,6 +42,8 @@ class GenerationParams:
             raise ChatgenError(f"max_text_tokens must be a positive integer, got {self.max_text_tokens!r}")
         if not (isinstance(self.jacobi, int) and 0 <= self.jacobi <= 1024):
             raise ChatgenError(f"jacobi must be an integer window in 0..1024 (0 = off), got {self.jacobi!r}")
+        if not (isinstance(self.lookup, int) and 0 <= self.lookup <= 1024):
+            raise ChatgenError(f"lookup must be an integer draft count in 0..1024 (0 = off), got {self.lookup!r}")
         return self
 
     def to_dict(self) -> dict:

@@ -81,10 +81,11 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfg", type=float, dest="cfg_scale", help="classifier-free guidance scale for images (1 = off)")
     g.add_argument("--max-new-tokens", type=int, help="cap on the reply length in tokens")
     g.add_argument("--jacobi", type=int, metavar="N", help="speculative Jacobi decoding of image spans: N draft codes verified per forward pass (default 16; 0 = off; greedy output is the same)")
+    g.add_argument("--lookup", type=int, metavar="N", help="prompt-lookup drafts for text: up to N tokens copied from the conversation verified per forward pass (default 5; 0 = off; replies are the same)")
 
 
 def sampling_from_args(args) -> dict:
-    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens", "jacobi")
+    keys = ("seed", "temperature", "top_k", "top_p", "cfg_scale", "max_new_tokens", "jacobi", "lookup")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
