@@ -6,9 +6,12 @@ queued replies together:
 
 1. collect the replies waiting now (when it was idle, after a short gather window, so requests
    that arrive together start together); at most `max_batch` rows;
-2. prefill each new reply alone, from the longest cached prefix: the `PrefixCachePool`'s, or that
-   of a reply prefilled just before in the same step (shortest prompts first, so conversations
-   that share a history read it once); it joins the text batch: the rows' key/value caches are
+2. prefill the new replies from the longest cached prefix: the `PrefixCachePool`'s, or that of a
+   reply prefilled before in the same step (shortest prompts first, in waves: a reply sharing a
+   longer prefix with one being read waits for the next wave and copies it, so conversations that
+   share a history read it once); the replies of a wave that start from a cache read their new
+   tokens in one right-padded pass where the padding costs less than the passes it saves
+   (`prefill_pad`); each joins the text batch: the rows' key/value caches are
    left-padded to one length and stacked into one `DynamicCache` of shape (B, heads, L, head_dim)
    per layer, with a (B, L) mask (1 = a real token of the row);
 3. choose the next token of each text row from its own logits with its own rules (span tracker,
@@ -18,11 +21,14 @@ queued replies together:
    pool, and their worker wakes;
 5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) moves to the span
    batch (a second `_Batch`, so text rows are never padded to a window of drafts);
-6. one forward pass for the text rows (their last token each; while at most `lookup_rows` rows
-   are in it, each row's prompt-lookup drafts too (`lookup.PromptLookup`), right-padded to the
-   widest, verified by the row with its own rules and RNG: the drafts change no token, and in a
-   wider batch their padding costs more than they save; rejected drafts become masked holes) and
-   one for the span rows:
+6. one forward pass for the text rows (their last token each, and their prompt-lookup drafts
+   (`lookup.PromptLookup`): as many as they like while at most `lookup_rows` rows are in it, else
+   within a budget of `text_tokens` tokens per pass (rows x (1 + drafts)): a pass costs a fixed
+   part plus a part per token, so wide batches draft less; right-padded to the widest, verified by
+   the row with its own rules and RNG: the drafts change no token; rejected drafts become masked
+   holes) and one for the span rows (greedy rows' Jacobi windows shrunk so that rows x (1 + window)
+   stays near `span_tokens`: their codes do not depend on the window; a sampled row keeps its own,
+   as its random draws do):
    each its pending code and window of drafts (`JacobiSpan.tokens`), right-padded to the widest
    (B, W), at its own positions (B, W), the (B, L + W) mask keeping each row to its own real keys;
 7. each span row verifies its own drafts (`JacobiSpan.verify`, with its own RNG, so its codes
@@ -188,7 +194,8 @@ class BatchDecoder:
     """Decodes the replies of concurrent requests in one batch (see the module doc)."""
 
     def __init__(self, model, pool: PrefixCachePool | None = None, lock: threading.Lock | None = None,
-                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0, max_holes: int = 64, lookup_rows: int = 1):
+                 gather_s: float = 0.002, max_batch: int = 16, idle_s: float = 5.0, max_holes: int = 64, lookup_rows: int = 1,
+                 text_tokens: int = 32, span_tokens: int = 48, prefill_pad: int = 24):
         self.model = model  # the causal LM (a transformers model with a DynamicCache)
         self.pool = pool  # caches of recent conversations (taken at prefill, given back un-padded)
         self.lock = lock or threading.Lock()  # held while the scheduler uses the model
@@ -197,6 +204,9 @@ class BatchDecoder:
         self.idle_s = idle_s  # an idle scheduler thread ends after this long (a new request starts another)
         self.max_holes = max_holes  # masked cache columns every row may carry before the cache is compacted
         self.lookup_rows = lookup_rows  # text rows at most for which a pass reads prompt-lookup drafts (they change no token)
+        self.text_tokens = text_tokens  # wider text batches draft too, within this many tokens per pass (rows x (1 + drafts); 0 = off)
+        self.prefill_pad = prefill_pad  # padding tokens a batched prefill may read per pass it saves (a pass costs about as much as this many tokens; negative: each row alone)
+        self.span_tokens = span_tokens  # span passes of greedy rows aim at this many tokens (rows x (1 + window)) by shrinking windows (0 = off)
         self._cond = threading.Condition()  # guards _waiting and _thread
         self._waiting: list[_Row] = []  # requests not yet admitted
         self._thread: threading.Thread | None = None
@@ -250,23 +260,8 @@ class BatchDecoder:
     def _iterate(self, lanes: _Lanes, new: list[_Row]) -> None:
         model = self.model
         text, spans = lanes.text, lanes.span
-        # 2. Prefill each new row alone, from the longest cached prefix (the pool's or a row prefilled just before), and let it join.
-        done: list[tuple[list[int], DynamicCache]] = []  # rows prefilled in this step: their ids and own caches
-        for row in sorted(new, key=lambda r: len(r.ids)):
-            cache, row.reused = self.pool.take(row.ids) if self.pool is not None else (None, 0)
-            share, own = self._shared(row.ids, done) if self.pool is not None and self.pool.size > 0 else (0, None)  # no pool: no reuse
-            if share > row.reused:  # a conversation sharing a longer prefix was just read: copy its keys and values
-                if cache is not None:
-                    self.pool.put(row.ids[: row.reused], cache)
-                cache, row.reused = DynamicCache(ddp_cache_data=[(layer.keys[:, :, :share].clone(), layer.values[:, :, :share].clone())
-                                                                 for layer in own.layers]), share  # (1, H, share, D) each
-            cache = cache if cache is not None else DynamicCache()
-            row.seq = torch.tensor([row.ids], dtype=torch.long, device=model_device(model))  # (1, T)
-            row.logits = model(input_ids=row.seq[:, row.reused :], attention_mask=torch.ones_like(row.seq), cache=cache,
-                               use_cache=True).logits[:, -1, :].float()  # (1, V)
-            row.n = row.seq.shape[1]
-            done.append((row.ids, cache))
-        for row, (_, cache) in zip(sorted(new, key=lambda r: len(r.ids)), done):
+        # 2. Prefill the new rows from their longest cached prefix (the pool's or a row prefilled before), and let them join.
+        for row, cache in self._prefill(new):
             text.join(row, cache)
         # 3. The next token of each text row, by its own rules, warpers and RNG (or the tokens its lookup pass decided).
         ending, opening = [], []
@@ -320,9 +315,9 @@ class BatchDecoder:
         prompt-lookup drafts, right-padded to the widest (B, W); a row with drafts verifies them
         (`PromptLookup.verify`, with its own rules and RNG: the tokens it gets alone); the rejected drafts
         and the padding become holes."""
-        xs, drafting = [], len(text.rows) <= self.lookup_rows
+        xs, room = [], self._draft_room(len(text.rows))
         for r in text.rows:
-            drafts = r.lookup.drafts(r.seq[0].tolist(), r.max_new_tokens - r.made - 1) if drafting and r.lookup is not None else []
+            drafts = r.lookup.drafts(r.seq[0].tolist(), min(room, r.max_new_tokens - r.made - 1)) if room > 0 and r.lookup is not None else []
             xs.append([int(r.seq[0, -1]), *drafts])
         width = max(len(x) for x in xs)
         device = text.rows[0].seq.device
@@ -342,7 +337,8 @@ class BatchDecoder:
     def _span_pass(self, spans: _Batch, text: _Batch) -> None:
         """6-7. One forward pass over every span row's pending code and drafts, right-padded to the widest
         (B, W); each row verifies its own drafts; rows whose span is complete go back to the text batch."""
-        xs = [row.jacobi.tokens(row.span) for row in spans.rows]
+        window = self._span_window(spans.rows)
+        xs = [row.jacobi.tokens(row.span, None if row.sample else window) for row in spans.rows]
         width = max(len(x) for x in xs)
         device = spans.rows[0].seq.device
         tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
@@ -362,17 +358,112 @@ class BatchDecoder:
         for row in complete:
             text.join(row, spans.leave(row))
 
+    def _draft_room(self, rows: int) -> int:
+        """Prompt-lookup drafts a text row may read in a pass of `rows` rows: as many as it likes (its
+        `PromptLookup.width`) in a batch of at most `lookup_rows`, else what the `text_tokens` budget leaves."""
+        if rows <= self.lookup_rows:
+            return 1 << 30
+        return max(0, self.text_tokens // rows - 1) if self.text_tokens > 0 else 0
+
+    def _span_window(self, rows: list[_Row]) -> int | None:
+        """The Jacobi window of the greedy span rows in this pass (None: their own). A pass costs a fixed
+        part plus a part per token, so several rows' full windows cost more than the extra passes shorter
+        ones need: greedy rows shrink to keep rows x (1 + window) near `span_tokens` (their codes do not
+        depend on the window); never below a sampled row's window (the pass is that wide anyway), whose
+        window stays its own (its random draws depend on it)."""
+        if self.span_tokens <= 0:
+            return None
+        floor = max((r.jacobi.window for r in rows if r.sample), default=1)
+        return max(floor, self.span_tokens // len(rows) - 1)
+
+    def _prefill(self, new: list[_Row]) -> list[tuple[_Row, DynamicCache]]:
+        """2. Prefill `new` in waves, shortest prompts first: each row starts from the longest cached prefix,
+        the pool's or that of a row read in an earlier wave of this step (a row that shares a longer prefix
+        with a row of the current wave waits for the next one and copies it). In a wave, the rows that start
+        from a cache are read in one right-padded pass where the padding costs at most `prefill_pad` tokens
+        per pass it saves; the others alone. Returns each row with its own cache (its `row.n` tokens)."""
+        done: list[tuple[_Row, DynamicCache]] = []
+        waiting = sorted(new, key=lambda r: len(r.ids))
+        reuse = self.pool is not None and self.pool.size > 0  # no pool: no reuse
+        while waiting:
+            wave: list[tuple[_Row, DynamicCache]] = []
+            later: list[_Row] = []
+            for row in waiting:
+                cache, row.reused = self.pool.take(row.ids) if self.pool is not None else (None, 0)
+                share, own = self._shared(row.ids, [(r.ids, c) for r, c in done]) if reuse else (0, None)
+                soon = max((min(self._common(row.ids, r.ids), len(row.ids) - 1) for r, _ in wave), default=0) if reuse else 0
+                if soon > max(share, row.reused):  # a row of this wave reads a longer prefix: copy it in the next wave
+                    if cache is not None:
+                        self.pool.put(row.ids[: row.reused], cache)
+                    row.reused = 0
+                    later.append(row)
+                    continue
+                if share > row.reused:  # a conversation sharing a longer prefix was just read: copy its keys and values
+                    if cache is not None:
+                        self.pool.put(row.ids[: row.reused], cache)
+                    cache, row.reused = DynamicCache(ddp_cache_data=[(layer.keys[:, :, :share].clone(), layer.values[:, :, :share].clone())
+                                                                     for layer in own.layers]), share  # (1, H, share, D) each
+                row.seq = torch.tensor([row.ids], dtype=torch.long, device=model_device(self.model))  # (1, T)
+                wave.append((row, cache if cache is not None else DynamicCache()))
+            for group in self._prefill_groups(wave):
+                done += self._read(group)
+            waiting = later
+        return done
+
+    def _prefill_groups(self, wave: list[tuple[_Row, DynamicCache]]) -> list[list[tuple[_Row, DynamicCache]]]:
+        """The wave's rows in passes: a row without a cache alone; the others by their count of new
+        tokens, a group growing while its padding costs at most `prefill_pad` tokens per pass it saves."""
+        groups = [[x] for x in wave if x[0].reused == 0]
+        cached = sorted((x for x in wave if x[0].reused > 0), key=lambda x: len(x[0].ids) - x[0].reused)
+        for x in cached:
+            g = groups[-1] if groups and groups[-1][0][0].reused > 0 else None
+            w = len(x[0].ids) - x[0].reused  # the widest so far (sorted)
+            if g is not None and (len(g) + 1) * w - sum(len(r.ids) - r.reused for r, _ in g) - w <= self.prefill_pad * len(g):
+                g.append(x)
+            else:
+                groups.append([x])
+        return groups
+
+    def _read(self, group: list[tuple[_Row, DynamicCache]]) -> list[tuple[_Row, DynamicCache]]:
+        """One forward pass over the new tokens of `group`'s rows (alone, or right-padded together over
+        their left-padded caches, each at its own positions); sets each row's logits and returns its own cache."""
+        if len(group) == 1:
+            row, cache = group[0]
+            row.logits = self.model(input_ids=row.seq[:, row.reused :], attention_mask=torch.ones_like(row.seq), cache=cache,
+                                    use_cache=True).logits[:, -1, :].float()  # (1, V)
+            row.n = row.seq.shape[1]
+            return [(row, cache)]
+        batch = _Batch()
+        for row, cache in group:
+            row.n = row.reused
+            batch.join(row, cache)
+        xs = [row.ids[row.reused :] for row, _ in group]
+        width = max(len(x) for x in xs)
+        device = group[0][0].seq.device
+        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        logits = batch.step(self.model, tokens, real)  # (B, W, V)
+        for i, ((row, _), x) in enumerate(zip(group, xs)):
+            row.logits = logits[i, len(x) - 1 : len(x)]  # (1, V) after its last prompt token
+        batch.settle([len(x) for x in xs], width, max_holes=1 << 30)  # the padding: holes, removed as each row leaves
+        return [(row, batch.leave(row)) for row, _ in group]
+
+    @staticmethod
+    def _common(a: list[int], b: list[int]) -> int:
+        """How many leading ids `a` and `b` share."""
+        n = 0
+        for x, y in zip(a, b):
+            if x != y:
+                break
+            n += 1
+        return n
+
     @staticmethod
     def _shared(ids: list[int], done: list[tuple[list[int], DynamicCache]]) -> tuple[int, DynamicCache | None]:
         """The longest prefix of `ids` (at most all but its last token) that one of `done` holds, and that cache."""
         best, own = 0, None
         for other, cache in done:
-            n = 0
-            for a, b in zip(other, ids):
-                if a != b:
-                    break
-                n += 1
-            n = min(n, len(ids) - 1, cache.get_seq_length())
+            n = min(BatchDecoder._common(other, ids), len(ids) - 1, cache.get_seq_length())
             if n > best:
                 best, own = n, cache
         return best, own

@@ -157,10 +157,10 @@ class JacobiSpan:
         """The state of a span about to be decoded after `seq` (1, T), which ends with `<boi>` (not yet in the cache)."""
         return SpanState(seq=seq[:, :-1], pending=int(seq[0, -1]))
 
-    def tokens(self, state: SpanState) -> list[int]:
-        """The next pass's new tokens: the pending token, then up to `window` drafts (guessed where none is predicted yet)."""
+    def tokens(self, state: SpanState, window: int | None = None) -> list[int]:
+        """The next pass's new tokens: the pending token, then up to `window` (at most `self.window`) drafts (guessed where none is predicted yet)."""
         e = len(state.done)  # the position the first draft stands for
-        k = min(self.window, self.n - e)
+        k = min(self.window if window is None else max(1, min(window, self.window)), self.n - e)
         while len(state.drafts) < k:
             state.drafts.append(self._guess(e + len(state.drafts), state.done[-1] if state.done else self.lo))
             state.qs.append(None)

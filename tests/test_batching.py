@@ -230,14 +230,17 @@ def _edit_jobs(backend, params):
     return jobs
 
 
-@pytest.mark.parametrize("params,max_holes", [(dict(temperature=0.0), 64), (dict(temperature=0.0), 0), (dict(temperature=1.0, top_k=40), 64)],
-                         ids=["greedy", "greedy-compacted", "sampled"])
-def test_concurrent_jacobi_edits_equal_the_edits_alone(folder, params, max_holes):
+@pytest.mark.parametrize("params,max_holes,span_tokens", [(dict(temperature=0.0), 64, 48), (dict(temperature=0.0), 0, 48), (dict(temperature=1.0, top_k=40), 64, 48),
+                                                       (dict(temperature=0.0), 8, 6), (dict(temperature=1.0, top_k=40), 8, 6)],
+                         ids=["greedy", "greedy-compacted", "sampled", "greedy-narrow", "sampled-narrow"])
+def test_concurrent_jacobi_edits_equal_the_edits_alone(folder, params, max_holes, span_tokens):
     """Several rows inside image spans verify their drafts in one forward pass together (rejected
-    drafts masked out of each row's cache, or compacted away); each reply (and picture) is still
-    the one it gets alone, greedy or sampled with its own seed."""
+    drafts masked out of each row's cache, or compacted away; greedy rows' windows shrunk to the
+    pass's token budget); each reply (and picture) is still the one it gets alone, greedy or
+    sampled with its own seed."""
     b = NativeBackend.from_pretrained(folder)
-    b.batcher.max_holes = max_holes
+    b.batcher.max_holes, b.batcher.span_tokens = max_holes, span_tokens
+    b.batcher.text_tokens, b.batcher.prefill_pad = 0, -1  # no drafts in text passes, prefills alone: a pass of several rows and tokens is a span pass
     jobs = _edit_jobs(b, params)
     assert sum(p.source_codes is not None or b.vocab.boi in p.ids for p, _ in jobs) >= 4  # rows with a picture to draft from
     b.pool.clear()
@@ -247,7 +250,10 @@ def test_concurrent_jacobi_edits_equal_the_edits_alone(folder, params, max_holes
     counting = CountingModel(b.lm)
     b.batcher.model = counting
     together = _together(b, jobs)
-    assert any(rows >= 2 and width > 2 for rows, width in counting.shapes), "no forward pass verified several rows' drafts together"
+    assert any(rows >= 2 and width >= 2 for rows, width in counting.shapes), "no forward pass verified several rows' drafts together"
+    if span_tokens < 16:  # several span rows in a pass: greedy rows read a shorter window than alone, sampled rows their own
+        narrow = [width for rows, width in counting.shapes if rows >= 3 and width > 1]
+        assert narrow and (max(narrow) <= 2 if params["temperature"] == 0 else max(narrow) == 17), narrow
     for i, (one, many) in enumerate(zip(single, together)):
         assert one.reply_ids == many.reply_ids, f"case {i} {EDITS[i]} differs in the batch"
         assert (one.image is None) == (many.image is None)
@@ -305,3 +311,74 @@ def test_batch_decoder_rejects_an_empty_prompt(folder):
     b = NativeBackend.from_pretrained(folder)
     with pytest.raises(ValueError, match="ids"):
         BatchDecoder(b.lm).decode([], None, None, False, 3, b.vocab.eot, threading.Event(), lambda t: None)
+
+
+def test_span_window_budget_and_draft_room():
+    """The token budgets of a pass: greedy span rows shrink their Jacobi window so rows x (1 + window)
+    stays near `span_tokens` (never below 1, never below a sampled row's own window, whose random
+    draws depend on it); text rows draft freely up to `lookup_rows` rows, then within `text_tokens`."""
+    from types import SimpleNamespace
+
+    from chatgen.generation import JacobiSpan
+
+    d = BatchDecoder(None, span_tokens=48, text_tokens=32, lookup_rows=1)
+    greedy = [SimpleNamespace(sample=False, jacobi=SimpleNamespace(window=16)) for _ in range(8)]
+    sampled = SimpleNamespace(sample=True, jacobi=SimpleNamespace(window=12))
+    assert d._span_window(greedy) == 5 and d._span_window(greedy[:2]) == 23 and d._span_window(greedy[:2] + [sampled]) == 15
+    assert d._span_window(greedy + [sampled]) == 12 and BatchDecoder(None, span_tokens=8)._span_window(greedy) == 1
+    assert BatchDecoder(None, span_tokens=0)._span_window(greedy) is None
+    assert d._draft_room(1) > 1000 and d._draft_room(2) == 15 and d._draft_room(8) == 3 and d._draft_room(20) == 0
+    assert BatchDecoder(None, text_tokens=0)._draft_room(2) == 0
+    j = JacobiSpan(n=10, lo=100, hi=110, window=6)
+    state = j.start(torch.tensor([[1, 2, 3]]))
+    assert len(j.tokens(state, 2)) == 3 and len(j.tokens(state, 0)) == 2 and len(j.tokens(state, 50)) == 7 and len(j.tokens(state)) == 7
+
+
+def test_wide_text_batches_read_lookup_drafts_and_equal_the_replies_alone(tmp_path):
+    """Past `lookup_rows` rows, text rows still read prompt-lookup drafts within the `text_tokens`
+    budget (several rows, several tokens each, in one pass); the replies (greedy and seeded sampling)
+    are those they get alone."""
+    folder = build_tiny(TinySpec(seed=2, steer_images=False)).save_pretrained(tmp_path / "m")  # a tiny model whose replies repeat the prompt
+    b = NativeBackend.from_pretrained(folder)
+    jobs = []
+    for i, (text, params) in enumerate([("draw a dog", dict(temperature=0.0)), ("make the dog a cat", dict(temperature=1.0, seed=3)),
+                                        ("how many animals are there?", dict(temperature=0.8, seed=5, top_k=10)), ("hello there", dict(temperature=0.0)),
+                                        ("where is the cat?", dict(temperature=0.0))]):
+        s = Session()
+        Assistant(b).respond(s, Message("there is a cat on the left"), GenerationParams(temperature=0.0, seed=0, max_new_tokens=30))
+        jobs.append((b.prompt(s, Message(text)), GenerationParams(**{"max_new_tokens": 40, "max_text_tokens": 30, "seed": i, "jacobi": 0, "lookup": 5, **params})))
+    b.pool.clear()
+    single = [_reply(b, *j) for j in jobs]
+    b.pool.clear()
+    counting = CountingModel(b.lm)
+    b.batcher.model, b.batcher.lookup_rows, b.batcher.text_tokens = counting, 1, 32
+    together = _together(b, jobs)
+    assert any(rows >= 2 and width > 1 for rows, width in counting.shapes), "no text pass of several rows read drafts"  # no spans: jacobi is off
+    assert [r.reply_ids for r in together] == [r.reply_ids for r in single]
+
+
+def test_rows_arriving_together_are_prefilled_together(folder):
+    """Prompts that share a prefix are read in waves: the shortest first, then the others copy its
+    keys and values and read their own remaining tokens in one padded pass; the replies (greedy and
+    seeded sampling) are those they get alone."""
+    b = NativeBackend.from_pretrained(folder)
+    texts = ["draw a dog", "draw a dog on the grass", "draw a dog at night", "draw a dog and a tree in the top right", "draw a cat"]
+    jobs = [(b.prompt(Session(), Message(t)), GenerationParams(temperature=0.9 * (i % 2), seed=i, max_new_tokens=20, jacobi=0)) for i, t in enumerate(texts)]
+    b.pool.clear()
+    single = [_reply(b, *j) for j in jobs]
+    b.pool.clear()
+    counting = CountingModel(b.lm)
+    b.batcher.model, b.batcher.text_tokens, b.batcher.lookup_rows = counting, 0, 0  # text passes read one token a row: a wider pass of several rows is a prefill
+    together = _together(b, jobs)
+    assert any(rows >= 3 and width > 1 for rows, width in counting.shapes), counting.shapes
+    assert [r.reply_ids for r in together] == [r.reply_ids for r in single]
+
+
+def test_prefill_groups_pad_only_where_a_pass_is_saved():
+    from types import SimpleNamespace
+
+    d = BatchDecoder(None, prefill_pad=24)
+    rows = [SimpleNamespace(ids=list(range(n + r)), reused=r) for n, r in ((1, 5), (30, 5), (2, 5), (7, 0), (1, 9))]
+    groups = [[len(x.ids) - x.reused for x, _ in g] for g in d._prefill_groups([(r, None) for r in rows])]
+    assert groups == [[7], [1, 1, 2], [30]]  # a row without a cache alone; 30 would pad 3 rows by 86 tokens to save one pass
+    assert [len(g) for g in BatchDecoder(None, prefill_pad=-1)._prefill_groups([(r, None) for r in rows])] == [1] * 5

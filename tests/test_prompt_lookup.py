@@ -221,8 +221,9 @@ def test_greedy_conversations_equal_plain_alone_and_in_a_batch(tmp_path, seed, s
 @pytest.mark.parametrize("lookup_rows", [1, 16])
 def test_batched_replies_with_lookup_equal_the_replies_alone(tmp_path, lookup_rows):
     """Concurrent replies (greedy and seeded sampling) decoded together are token for token those
-    they get alone with lookup drafts, whether the batch drafts only for a lone row (the default) or
-    for every row (drafts of different widths, padding and rejected drafts as holes)."""
+    they get alone with lookup drafts, whether the batch gives a lone text row its full drafts and
+    several rows a shared budget (the default) or every row full drafts (different widths, padding
+    and rejected drafts as holes)."""
     folder = build_tiny(TinySpec(seed=2, steer_images=False)).save_pretrained(tmp_path / "m")
     alone = NativeBackend.from_pretrained(folder)
     alone.batcher = None
