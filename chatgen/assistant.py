@@ -11,6 +11,12 @@ picture its classifier flags; `provenance` (`chatgen.provenance`) signs the repl
 `reply_png` writes for the front ends; `refiner` (`chatgen.refiner`) redraws the reply picture
 with a diffusion pass: the turn shows and saves the refined picture and keeps the model's own
 image tokens, so the next turn's prompt is the same with the refiner on or off.
+
+A reply picture whose codes equal the picture it started from (the latest image of the
+conversation, or this message's upload) changed nothing, whatever its text says ("Done: removed
+the fish." with no fish there): the turn keeps one sentence saying so (`UNCHANGED`) and no
+picture, so the reply never claims a change the picture does not show, and later turns read
+the truth.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ from .params import GenerationParams
 from .provenance import Provenance, reply_png
 from .safety import Safety
 from .text import clean_text
+
+
+# The reply that replaces a picture identical to the one it started from (see the module doc).
+UNCHANGED = "Nothing changed: the picture came out exactly as it was before."
 
 
 @dataclass
@@ -179,8 +189,10 @@ class Assistant:
             raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
         # 4. Refine the image (optional): RefineStep events while it runs (no previews when
         #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
+        #    A picture equal to the one it started from is not refined: it is replaced (step 5).
         image, refine_s, cancelled = done.image, 0.0, done.cancelled
-        refined = image is not None and self.refiner is not None and not cancelled
+        unchanged = image is not None and not cancelled and self._same_picture(session, message, done.reply_ids)
+        refined = image is not None and self.refiner is not None and not cancelled and not unchanged
         if refined:
             t1 = time.perf_counter()
             if hasattr(self.refiner, "stream"):
@@ -192,8 +204,9 @@ class Assistant:
                 cancelled = True
             else:
                 image = out
-        # 5. Safety: a flagged picture is withheld; the reply says so in one sentence.
-        withheld = self.safety.check_image(image) if self.safety is not None and image is not None else None
+        # 5. Safety: a flagged picture is withheld; the reply says so in one sentence. So is a
+        #    picture identical to the one it started from (it changed nothing).
+        withheld = self.safety.check_image(image) if self.safety is not None and image is not None and not unchanged else None
         metadata = {
             "model": self.backend.name,
             "params": p.to_dict(),
@@ -205,6 +218,9 @@ class Assistant:
             metadata["refiner"] = self.refiner.describe() if hasattr(self.refiner, "describe") else {"name": type(self.refiner).__name__}
         if withheld is not None:
             metadata["withheld_image"] = withheld
+        if unchanged:
+            metadata["unchanged_picture"] = True
+            withheld = UNCHANGED
         for ev in held:  # the events that waited for the check; a withheld picture is in none of them
             if withheld is None:
                 yield ev
@@ -260,6 +276,16 @@ class Assistant:
             token_model=self.backend.name,
             params={**p.to_dict(), "metadata": metadata},
         )
+
+    def _same_picture(self, session: Session, message: Message, reply_ids: list[int]) -> bool:
+        """Whether the reply's picture has exactly the codes of the picture it started from."""
+        if message.image is None and session.latest_image()[0] is None:
+            return False
+        _, spans = self.backend.vocab.split_spans(list(reply_ids))
+        if not spans:
+            return False
+        new, old = self.backend.vocab.ids_to_codes(spans[-1]), self._source_codes(session, message)
+        return new.shape == old.shape and bool(torch.equal(new.cpu(), old.cpu()))
 
     def _source_codes(self, session: Session, message: Message) -> torch.Tensor:
         """Codes of the image a masked edit starts from: the upload, else the latest image."""

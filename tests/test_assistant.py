@@ -100,3 +100,41 @@ def test_masked_edit_keeps_every_code_outside_the_mask(assistant):
             new = v.ids_to_codes(spans[0])
             assert torch.equal(new[~changed], src[~changed])
         s.undo()
+
+
+def test_a_picture_equal_to_the_one_it_edits_is_not_called_a_change(assistant, monkeypatch):
+    """"Done: removed the fish." over the very same picture claims a change nobody can see: the
+    turn keeps one sentence saying nothing changed, no picture and no image tokens; a picture
+    that differs in one code is kept as it is."""
+    from dataclasses import replace as dc_replace
+
+    from chatgen.assistant import UNCHANGED
+    from chatgen.events import ReplyDone
+
+    s = Session()
+    first = image_reply(assistant, s, "draw a dog")
+    old = s.turns[first.turn_id]
+    v = assistant.backend.vocab
+    real_stream = assistant.backend.stream
+
+    def replay(reply_ids):
+        def stream(prompt, params, cancel=None):
+            for ev in real_stream(prompt, params, cancel=cancel):
+                if isinstance(ev, ReplyDone):
+                    yield dc_replace(ev, text="Done: removed the fish.", image=old.assistant_image, reply_ids=list(reply_ids))
+                else:
+                    yield ev
+        return stream
+
+    monkeypatch.setattr(assistant.backend, "stream", replay(old.reply_ids))
+    r = assistant.respond(s, "remove the fish", {"seed": 3, "max_new_tokens": 40})
+    t = s.turns[r.turn_id]
+    assert r.text == UNCHANGED and r.image is None and t.assistant_image is None and r.metadata["unchanged_picture"]
+    assert t.reply_ids == [*assistant.backend.encode_text(UNCHANGED), v.eot] and s.last_image() is old.assistant_image
+    # one code different: a real change, kept with the model's own words
+    ids = list(old.reply_ids)
+    k = next(i for i, t_ in enumerate(ids) if v.is_image(t_))
+    ids[k] = v.image_offset + (ids[k] - v.image_offset + 1) % v.codebook_size
+    monkeypatch.setattr(assistant.backend, "stream", replay(ids))
+    r2 = assistant.respond(s, "remove the fish", {"seed": 3, "max_new_tokens": 40})
+    assert r2.text == "Done: removed the fish." and r2.image is not None and "unchanged_picture" not in r2.metadata
