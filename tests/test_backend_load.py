@@ -66,3 +66,35 @@ def test_dtype_and_device_flags(tiny_dir):
     assert b.lm.dtype == torch.bfloat16
     with pytest.raises(ChatgenError, match="dtype must be one of"):
         load_backend(tiny_dir, dtype="int8")
+
+
+def test_a_small_native_model_on_the_cpu_runs_on_one_thread(tmp_path, monkeypatch):
+    """The embedded model's passes are fastest on one thread (measured by chatgen bench); the user's
+    OMP_NUM_THREADS or CHATGEN_THREADS wins, and a bad CHATGEN_THREADS is one sentence."""
+    import torch
+
+    from chatgen.backends import load_backend
+    from chatgen.errors import ChatgenError
+    from chatgen.tiny import make_tiny_checkpoint
+
+    folder = make_tiny_checkpoint(tmp_path / "m")
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("CHATGEN_THREADS", raising=False)
+        torch.set_num_threads(2)
+        load_backend(folder)
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("CHATGEN_THREADS", "2")
+        load_backend(folder)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")
+        monkeypatch.setenv("CHATGEN_THREADS", "1")
+        load_backend(folder)
+        assert torch.get_num_threads() == 2  # the user's OpenMP setting is left alone
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        monkeypatch.setenv("CHATGEN_THREADS", "two")
+        with pytest.raises(ChatgenError, match="CHATGEN_THREADS must be a positive whole number"):
+            load_backend(folder)
+    finally:
+        torch.set_num_threads(before)
