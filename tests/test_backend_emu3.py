@@ -161,7 +161,7 @@ def test_cli_generate(emu3_dir, tmp_path, capsys):
     assert code == 0 and Image.open(out).size == (PX, PX)
 
 
-def test_cli_chat_draw_then_masked_edit(emu3_dir, tmp_path, monkeypatch, capsys):
+def test_cli_chat_draw_then_masked_edit(emu3_dir, tmp_path, monkeypatch, capsys, edits_kept):
     mask = tmp_path / "mask.png"
     m = Image.new("L", (PX, PX), 0)
     m.paste(255, (PX // 2, 0, PX, PX))

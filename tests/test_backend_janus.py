@@ -158,7 +158,7 @@ def test_pictures_in_the_prompt_are_read_through_siglip(janus):
     assert reply.turn is not None and reply.image is None
 
 
-def test_masked_edit_keeps_the_source_tokens_outside_the_mask(janus):
+def test_masked_edit_keeps_the_source_tokens_outside_the_mask(janus, edits_kept):
     a, s = Assistant(janus), Session()
     src = a.respond(s, "draw a dog", {"seed": 0})
     source = codes_of(janus, s.turns[src.turn_id])
@@ -175,7 +175,7 @@ def test_masked_edit_keeps_the_source_tokens_outside_the_mask(janus):
     assert changed > 0  # inside the mask the model is free
 
 
-def test_automatic_region_changes_fewer_codes_than_an_unlocked_edit(janus):
+def test_automatic_region_changes_fewer_codes_than_an_unlocked_edit(janus, edits_kept):
     a, s = Assistant(janus), Session()
     src = a.respond(s, "draw a dog on the grass", {"seed": 0})
     source = codes_of(janus, s.turns[src.turn_id])
@@ -249,7 +249,7 @@ def test_cli_generate(janus_dir, tmp_path, capsys):
     assert code == 0 and Image.open(out).size == (PX, PX)
 
 
-def test_cli_chat_draw_then_edit(janus_dir, tmp_path, monkeypatch, capsys):
+def test_cli_chat_draw_then_edit(janus_dir, tmp_path, monkeypatch, capsys, edits_kept):
     script = iter(["/seed 3", "draw a dog", "make the dog a cat", "how many animals are there?", "/history", "/quit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(script))
     out_dir = tmp_path / "out"

@@ -31,7 +31,7 @@ def test_image_codes_round_trip_through_the_vq(backend):
 
 
 @pytest.mark.parametrize("steer", [True, False])
-def test_cached_greedy_equals_uncached_turn_after_turn(tmp_path, steer):
+def test_cached_greedy_equals_uncached_turn_after_turn(tmp_path, steer, edits_kept):
     folder = build_tiny(TinySpec(steer_images=steer, seed=5)).save_pretrained(tmp_path / "m")
     cached = Assistant(NativeBackend.from_pretrained(folder))
     fresh = Assistant(NativeBackend.from_pretrained(folder))

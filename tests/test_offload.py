@@ -81,7 +81,7 @@ def test_cli_generate_offloaded_equals_whole(family, janus_dir, emu3_dir, tmp_pa
     assert pixels(tmp_path / "off.png") == pixels(tmp_path / "whole.png")
 
 
-def test_cli_chat_two_turns_offloaded(janus_dir, tmp_path, monkeypatch, capsys):
+def test_cli_chat_two_turns_offloaded(janus_dir, tmp_path, monkeypatch, capsys, edits_kept):
     script = iter(["/seed 3", "draw a dog", "make the dog a cat", "/quit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(script))
     out_dir = tmp_path / "out"
