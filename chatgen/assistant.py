@@ -191,7 +191,7 @@ class Assistant:
         #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
         #    A picture equal to the one it started from is not refined: it is replaced (step 5).
         image, refine_s, cancelled = done.image, 0.0, done.cancelled
-        unchanged = image is not None and not cancelled and self._same_picture(session, message, done.reply_ids)
+        unchanged = image is not None and not cancelled and self._same_picture(session, message, prompt, done.reply_ids)
         refined = image is not None and self.refiner is not None and not cancelled and not unchanged
         if refined:
             t1 = time.perf_counter()
@@ -277,14 +277,16 @@ class Assistant:
             params={**p.to_dict(), "metadata": metadata},
         )
 
-    def _same_picture(self, session: Session, message: Message, reply_ids: list[int]) -> bool:
-        """Whether the reply's picture has exactly the codes of the picture it started from."""
+    def _same_picture(self, session: Session, message: Message, prompt, reply_ids: list[int]) -> bool:
+        """Whether the reply's picture has exactly the codes of the picture it started from (a masked
+        edit's prompt holds them already)."""
         if message.image is None and session.latest_image()[0] is None:
             return False
         _, spans = self.backend.vocab.split_spans(list(reply_ids))
         if not spans:
             return False
-        new, old = self.backend.vocab.ids_to_codes(spans[-1]), self._source_codes(session, message)
+        old = prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
+        new = self.backend.vocab.ids_to_codes(spans[-1])
         return new.shape == old.shape and bool(torch.equal(new.cpu(), old.cpu()))
 
     def _source_codes(self, session: Session, message: Message) -> torch.Tensor:

@@ -53,8 +53,17 @@ import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessorList
 
 from .generation import JacobiSpan, PrefixCachePool, SpanState, choose
-from .lookup import PromptLookup
+from .lookup import PromptLookup, without_undelivered
 from .sampling import model_device
+
+
+def _right_padded(xs: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of new tokens right-padded to the widest (with each row's last token): the (B, W) ids
+    and the (B, W) mask of real tokens (the padding becomes holes at `_Batch.settle`)."""
+    width = max(len(x) for x in xs)
+    tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
+    real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+    return tokens, real
 
 
 @dataclass
@@ -279,11 +288,7 @@ class BatchDecoder:
                     opening.append(row)
         # 4. Finished rows (and cancelled spans) leave; their caches go back to the pool un-padded.
         for row in ending:
-            cache = text.leave(row)
-            extra = cache.get_seq_length() - (row.seq.shape[1] - 1)  # verified drafts not handed out (cancelled)
-            if extra > 0:
-                cache.crop(-extra)
-            self._finish(row, row.seq, cache)
+            self._finish(row, row.seq, without_undelivered(text.leave(row), row.seq.shape[1]))
         for row in [r for r in spans.rows if r.cancel.is_set()]:
             row.seq, row.span = torch.cat([row.span.seq, torch.tensor([[row.span.pending]], device=row.seq.device)], dim=1), None
             self._finish(row, row.seq, spans.leave(row))
@@ -319,10 +324,8 @@ class BatchDecoder:
         for r in text.rows:
             drafts = r.lookup.drafts(r.seq[0].tolist(), min(room, r.max_new_tokens - r.made - 1)) if room > 0 and r.lookup is not None else []
             xs.append([int(r.seq[0, -1]), *drafts])
-        width = max(len(x) for x in xs)
-        device = text.rows[0].seq.device
-        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
-        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        tokens, real = _right_padded(xs, text.rows[0].seq.device)  # (B, W) each
+        width = tokens.shape[1]
         logits = text.step(self.model, tokens, real)  # (B, W, V)
         kept = []
         for i, (r, x) in enumerate(zip(text.rows, xs)):
@@ -339,10 +342,8 @@ class BatchDecoder:
         (B, W); each row verifies its own drafts; rows whose span is complete go back to the text batch."""
         window = self._span_window(spans.rows)
         xs = [row.jacobi.tokens(row.span, None if row.sample else window) for row in spans.rows]
-        width = max(len(x) for x in xs)
-        device = spans.rows[0].seq.device
-        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
-        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        tokens, real = _right_padded(xs, spans.rows[0].seq.device)  # (B, W) each
+        width = tokens.shape[1]
         logits = spans.step(self.model, tokens, real)  # (B, W, V)
         kept, complete = [], []
         for i, (row, x) in enumerate(zip(spans.rows, xs)):
@@ -438,10 +439,8 @@ class BatchDecoder:
             row.n = row.reused
             batch.join(row, cache)
         xs = [row.ids[row.reused :] for row, _ in group]
-        width = max(len(x) for x in xs)
-        device = group[0][0].seq.device
-        tokens = torch.tensor([x + [x[-1]] * (width - len(x)) for x in xs], device=device)  # (B, W)
-        real = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in xs], device=device)  # (B, W)
+        tokens, real = _right_padded(xs, group[0][0].seq.device)  # (B, W) each
+        width = tokens.shape[1]
         logits = batch.step(self.model, tokens, real)  # (B, W, V)
         for i, ((row, _), x) in enumerate(zip(group, xs)):
             row.logits = logits[i, len(x) - 1 : len(x)]  # (1, V) after its last prompt token

@@ -28,7 +28,7 @@ from transformers.generation.logits_process import (
 )
 
 from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
-from .lookup import PromptLookup, choose
+from .lookup import PromptLookup, choose, without_undelivered
 from .params import GenerationParams
 from .sampling import EditLock, ImageGuidance, ImageSpanConstraint, SpanTracker, model_device
 from .vocab import JointVocab
@@ -314,10 +314,7 @@ def decode_loop(model, ids: list[int], cache: DynamicCache, reused: int, rules: 
                 cache.crop(len(ahead) - 1 - len(drafts))  # the rejected drafts leave the cache
         else:
             logits = out[-1:]  # (1, V)
-    extra = cache.get_seq_length() - (seq.shape[1] - 1)  # verified drafts not handed out (cancelled)
-    if extra > 0:
-        cache.crop(-extra)
-    return seq[0].tolist(), cache
+    return seq[0].tolist(), without_undelivered(cache, seq.shape[1])
 
 
 def _jacobi_for(vocab: JointVocab, prompt: Prompt, params: GenerationParams, rules: LogitsProcessorList, warpers: LogitsProcessorList) -> JacobiSpan | None:

@@ -41,6 +41,15 @@ def choose(seq: torch.Tensor, logits: torch.Tensor, rules: LogitsProcessorList, 
     return torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator) if sample else scores.argmax(dim=-1, keepdim=True)
 
 
+def without_undelivered(cache, length: int):
+    """`cache` holding every token of a `length`-token sequence but the last, as a finished reply
+    leaves it: verified lookup drafts a cancel or an end kept from being handed out are dropped."""
+    extra = cache.get_seq_length() - (length - 1)
+    if extra > 0:
+        cache.crop(-extra)
+    return cache
+
+
 @dataclass
 class PromptLookup:
     """Prompt-lookup drafting and verification of a reply's text tokens (see the module doc)."""
