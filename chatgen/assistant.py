@@ -16,7 +16,10 @@ A reply picture whose codes equal the picture it started from (the latest image 
 conversation, or this message's upload) changed nothing, whatever its text says ("Done: removed
 the fish." with no fish there): the turn keeps one sentence saying so (`UNCHANGED`) and no
 picture, so the reply never claims a change the picture does not show, and later turns read
-the truth.
+the truth. A backend that reads pictures (`Backend.checks_edits`: the embedded model, through
+its scene reader) also checks what a done edit's text says against the pictures before and
+after ("Done: removed the fish and the bear." with no fish there): a contradicted reply keeps
+the backend's one true sentence instead, again with no picture.
 """
 
 from __future__ import annotations
@@ -192,7 +195,12 @@ class Assistant:
         #    A picture equal to the one it started from is not refined: it is replaced (step 5).
         image, refine_s, cancelled = done.image, 0.0, done.cancelled
         unchanged = image is not None and not cancelled and self._same_picture(session, message, prompt, done.reply_ids)
-        refined = image is not None and self.refiner is not None and not cancelled and not unchanged
+        #    So is a picture that contradicts what the text says was done (`Backend.check_edit`:
+        #    "Done: removed the fish." with no fish before), for a backend that reads pictures.
+        contradicted = None
+        if image is not None and not cancelled and not unchanged and self.backend.checks_edits:
+            contradicted = self.backend.check_edit(done.text, self._start_picture(session, message, prompt), image)
+        refined = image is not None and self.refiner is not None and not cancelled and not unchanged and contradicted is None
         if refined:
             t1 = time.perf_counter()
             if hasattr(self.refiner, "stream"):
@@ -205,8 +213,9 @@ class Assistant:
             else:
                 image = out
         # 5. Safety: a flagged picture is withheld; the reply says so in one sentence. So is a
-        #    picture identical to the one it started from (it changed nothing).
-        withheld = self.safety.check_image(image) if self.safety is not None and image is not None and not unchanged else None
+        #    picture identical to the one it started from (it changed nothing), or one whose
+        #    change the text misstates (the sentence of `check_edit`).
+        withheld = self.safety.check_image(image) if self.safety is not None and image is not None and not unchanged and contradicted is None else None
         metadata = {
             "model": self.backend.name,
             "params": p.to_dict(),
@@ -221,6 +230,9 @@ class Assistant:
         if unchanged:
             metadata["unchanged_picture"] = True
             withheld = UNCHANGED
+        if contradicted is not None:
+            metadata["contradicted_claim"] = done.text  # what the model said; the turn keeps `contradicted`
+            withheld = contradicted
         for ev in held:  # the events that waited for the check; a withheld picture is in none of them
             if withheld is None:
                 yield ev
@@ -288,6 +300,13 @@ class Assistant:
         old = prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
         new = self.backend.vocab.ids_to_codes(spans[-1])
         return new.shape == old.shape and bool(torch.equal(new.cpu(), old.cpu()))
+
+    def _start_picture(self, session: Session, message: Message, prompt) -> Image.Image | None:
+        """The picture an edit started from, as the model sees it (its codes decoded), or None."""
+        if message.image is None and session.latest_image()[0] is None:
+            return None
+        codes = prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
+        return self.backend.decode_image(codes)
 
     def _source_codes(self, session: Session, message: Message) -> torch.Tensor:
         """Codes of the image a masked edit starts from: the upload, else the latest image."""

@@ -52,6 +52,14 @@ class Backend(ABC):
         decoding lock of `edit_cells`, and the prompt leaves it out."""
         return []
 
+    checks_edits: bool = False  # whether `check_edit` reads pictures (the assistant then gives it the picture an edit started from)
+
+    def check_edit(self, text: str, before: Image.Image | None, after: Image.Image) -> str | None:
+        """One sentence that replaces the text of a reply picture `after` when the pictures contradict
+        what the text says it changed (`before`: the picture the edit started from, None without one);
+        None when it holds, or when this backend cannot read pictures (the default)."""
+        return None
+
     def unreadable(self, image: Image.Image) -> str | None:
         """One sentence for the person when this model cannot read `image` (it is answered
         without generating, and its codes never enter the context); None when it can."""

@@ -6,6 +6,8 @@ A native checkpoint is a folder:
     tokenizer.model   sentencepiece model of the text ids
     lm/               a transformers causal LM over the joint vocabulary (e.g. LlamaForCausalLM)
     vq/               a diffusers VQModel whose codes are the image tokens
+    reader.npz        optional: a `SceneReader` of the pictures it was trained on; with it, a done
+                      edit's claim is checked against the pictures before and after (`check_edit`)
 
 `NativeBackend.from_pretrained(path)` loads it; `save_pretrained(path)` writes it.
 """
@@ -26,6 +28,7 @@ from transformers import AutoModelForCausalLM
 
 from ..batching import BatchDecoder
 from ..errors import ChatgenError
+from ..edit_claims import check_claims, parse_done
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..image_tokenizer import VQImageTokenizer
@@ -33,6 +36,7 @@ from ..images import mask_regions, region_text
 from ..params import GenerationParams
 from ..prompts import render_prompt
 from ..safe_weights import safetensors_folder
+from ..scene_reader import SceneReader
 from ..text import Lexicon
 from ..vocab import JointVocab
 from .base import Backend
@@ -42,6 +46,7 @@ FORMAT = "chatgen-native"
 # them by about 0.015-0.022 mean L1; photos, noise, gradients and flat colours by 0.07-0.29).
 # What it says about any other upload is prompts/native_unreadable_upload.txt.
 UNREADABLE_PROMPT = "native_unreadable_upload"
+READER = "reader.npz"  # the optional scene reader of a checkpoint (see the folder layout above)
 
 
 @dataclass
@@ -74,13 +79,14 @@ class NativeConfig:
 class NativeBackend(Backend):
     """A causal LM + an image tokenizer (a VQModel) + a sentencepiece tokenizer, parts passed in."""
 
-    def __init__(self, lm, image_tokenizer: VQImageTokenizer, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 4,
-                 batching: bool = True, gather_s: float = 0.002):
+    def __init__(self, lm, image_tokenizer: VQImageTokenizer, tokenizer: spm.SentencePieceProcessor, config: NativeConfig, cache_size: int = 16,
+                 batching: bool = True, gather_s: float = 0.002, reader: SceneReader | None = None):
         self.lm = lm.eval()  # transformers causal LM over vocab.size ids
         self.image_tokenizer = image_tokenizer  # images <-> codes (a diffusers VQModel inside)
         self.sp = tokenizer  # sentencepiece processor for the text ids
         self.config = config
         self.lexicon = Lexicon.from_dict(config.lexicon)  # typo repair of user messages (None: read as typed)
+        self.reader = reader  # reads the world's pictures back: a done edit's words are checked against them (None: not checked)
         self.vocab = config.vocab
         if self.sp.get_piece_size() != self.vocab.text_size:
             raise ChatgenError(f"tokenizer has {self.sp.get_piece_size()} pieces but the vocabulary expects {self.vocab.text_size}")
@@ -113,6 +119,8 @@ class NativeBackend(Backend):
                 raise ChatgenError(f"chatgen model at {folder} is incomplete: {part} is missing")
         from diffusers import VQModel
 
+        from ..attention import implementation_for
+
         kwargs: dict = {}
         if isinstance(dtype, str):
             dtype = getattr(torch, dtype)
@@ -126,13 +134,17 @@ class NativeBackend(Backend):
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=quantization == "4bit", load_in_8bit=quantization == "8bit")
         if offload is not None:
             kwargs.update(offload.kwargs())
-        lm = AutoModelForCausalLM.from_pretrained(safetensors_folder(folder / "lm", "language model"), use_safetensors=True, **kwargs)
+        lm_folder = safetensors_folder(folder / "lm", "language model")
+        if attention := implementation_for(lm_folder):  # sdpa with packed grouped-query attention (chatgen.attention)
+            kwargs["attn_implementation"] = attention
+        lm = AutoModelForCausalLM.from_pretrained(lm_folder, use_safetensors=True, **kwargs)
         vq = VQModel.from_pretrained(safetensors_folder(folder / "vq", "image tokenizer"), use_safetensors=True)
         if device and not quantization:
             lm = lm if offload is not None else lm.to(device)
             vq = vq.to(device)
         sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
-        return cls(lm, config.image_tokenizer(vq), sp, config)
+        reader = SceneReader.load(folder / READER) if (folder / READER).is_file() else None
+        return cls(lm, config.image_tokenizer(vq), sp, config, reader=reader)
 
     def save_pretrained(self, path: str | Path) -> Path:
         folder = Path(path)
@@ -141,6 +153,8 @@ class NativeBackend(Backend):
         (folder / "tokenizer.model").write_bytes(self.sp.serialized_model_proto())
         self.lm.save_pretrained(folder / "lm")
         self.image_tokenizer.vq.save_pretrained(folder / "vq")
+        if self.reader is not None:
+            self.reader.save(folder / READER)
         return folder
 
     # ---- text --------------------------------------------------------------------------------
@@ -172,6 +186,20 @@ class NativeBackend(Backend):
         for r, c in mask_regions(mask):
             cells[r, c] = True
         return cells.repeat_interleave(v.grid_h // 3, 0).repeat_interleave(v.grid_w // 3, 1)  # (grid_h, grid_w)
+
+    @property
+    def checks_edits(self) -> bool:
+        return self.reader is not None
+
+    def check_edit(self, text: str, before: Image.Image | None, after: Image.Image) -> str | None:
+        """With a scene reader (`reader.npz`, saved by training on the world): the sentence that replaces
+        a done edit's text when the pictures contradict it (`chatgen.edit_claims`), else None."""
+        if self.reader is None:
+            return None
+        claims = parse_done(text, self.reader.classes, self.reader.canvases)
+        if claims is None:
+            return None
+        return check_claims(claims, self.reader.read(before) if before is not None else None, self.reader.read(after))
 
     def unreadable(self, image: Image.Image) -> str | None:
         limit = self.config.max_upload_error

@@ -54,9 +54,9 @@ def add_parser(sub) -> None:
     r.add_argument("--sheet", metavar="PNG", help="also save one scene side by side: decode, bicubic, refined, clean")
     r.set_defaults(func=cmd_bench_refiner)
 
-    p = sub.add_parser("bench", help="time a scripted 10-turn conversation and print speed ratios", description="Run a scripted 10-turn conversation (draw, edits, questions) several times and print per-turn latency (p50/p95), time to the first image row, tokens per second, the bare forward step, a naive baseline (stock generate on the re-encoded conversation, no cache), concurrent throughput and peak memory, with the ratios between them, all measured in this one run.")
+    p = sub.add_parser("bench", help="time a scripted 10-turn conversation and print speed ratios", description="Run a scripted 10-turn conversation (draw, edits, questions) several times and print per-turn latency (p50/p95), time to the first image row, tokens per second, the bare forward step, a naive baseline (stock generate on the re-encoded conversation, no cache), concurrent throughput (a burst of requests, and visitors in a closed loop) and peak memory, with the ratios between them, all measured in this one run.")
     p.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
     p.add_argument("--repeats", type=int, default=3, help="times the conversation is run (default 3)")
-    p.add_argument("--concurrent", type=int, default=8, help="conversations started together for the throughput ratio (default 8)")
+    p.add_argument("--concurrent", type=int, default=8, help="conversations sent together for the throughput ratios: a burst of next turns, and visitors talking turn after turn (default 8)")
     add_model_args(p)
     p.set_defaults(func=cmd_bench)

@@ -17,7 +17,12 @@ On a scripted 10-turn conversation (a drawing, edits and questions), repeated `r
    their next turn at the same moment (threads released by one barrier), against the same turns
    one after another (total throughput ratio), and whether every reply is the one it got alone;
    the same for `concurrent` first turns (drawings) alone;
-6. the peak resident memory of the process.
+6. visitors, a closed loop: `concurrent` independent conversations, each its own 10-turn script
+   (the script's template with other things, `VISITORS`), each a thread that sends its next turn
+   as soon as its previous reply arrived (all released by one barrier), against the same
+   conversations one after another (total throughput ratio), each measurement from an empty
+   cache pool, and whether every reply is the one it got alone;
+7. the peak resident memory of the process.
 
 Ratio keys end in `_ratio` (lower is better) or `_speedup` (higher is better).
 """
@@ -25,10 +30,12 @@ Ratio keys end in `_ratio` (lower is better) or `_speedup` (higher is better).
 from __future__ import annotations
 
 import copy
+import functools
 import resource
 import statistics
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -51,6 +58,34 @@ SCRIPT: tuple[str, ...] = (
     "now at night",
     "add a sun at the top",
 )
+
+# The visitors' conversations: (animal, animal, thing, background, what the first animal becomes).
+VISITORS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("dog", "cat", "tree", "grass", "fox"),
+    ("rabbit", "bear", "house", "snow", "panda"),
+    ("frog", "fish", "boat", "sea", "chicken"),
+    ("bird", "panda", "cloud", "sky", "fox"),
+    ("cat", "fox", "car", "beach", "dog"),
+    ("bear", "rabbit", "flower", "grass", "cat"),
+    ("chicken", "dog", "cactus", "beach", "bear"),
+    ("fox", "frog", "house", "night", "rabbit"),
+)
+
+
+def visitor_script(animal: str, other: str, thing: str, background: str, becomes: str) -> tuple[str, ...]:
+    """`SCRIPT` with other things (`visitor_script(*VISITORS[0]) == SCRIPT`)."""
+    return (
+        f"draw a {animal} on the left, a {other} in the center and a {thing} in the top right, on the {background}",
+        f"make the {animal} a {becomes}",
+        "how many animals are there?",
+        "add a balloon in the bottom right",
+        f"where is the {other}?",
+        f"remove the {thing}",
+        f"move the {other} to the top left",
+        "what is in the picture?",
+        "now at night" if background != "night" else "now on the grass",
+        "add a sun at the top",
+    )
 
 
 def _pct(xs: list[float], q: float) -> float:
@@ -84,27 +119,29 @@ def _turn(assistant: Assistant, session: Session, text: str, params: dict) -> di
             "reply_ids": list(done.reply_ids) if done is not None else []}
 
 
-def concurrent_vs_serial(assistant: Assistant, sessions: list[Session], texts: list[str], params: dict) -> tuple[float, float, bool]:
-    """Seconds for the next turn of every session one after another, then all together (every
-    thread released by one barrier, so the requests arrive together), each from an empty cache
-    pool; and whether every reply together equals its reply alone."""
+def serial_vs_together(assistant: Assistant, make_jobs: Callable[[], list[Callable[[], list]]]) -> tuple[float, float, bool]:
+    """Seconds for the jobs of `make_jobs()` (fresh ones each call, their sessions copied before
+    the clock starts) one after another, then all together (one thread each, all released by one
+    barrier), each from an empty cache pool; and whether every job's replies together equal its
+    replies alone."""
     pool = getattr(assistant.backend, "pool", None)
     if pool is not None:
         pool.clear()
+    jobs = make_jobs()
     t0 = time.perf_counter()
-    alone = [_turn(assistant, copy.deepcopy(s), t, params) for s, t in zip(sessions, texts)]
+    alone = [job() for job in jobs]
     serial_s = time.perf_counter() - t0
     if pool is not None:
         pool.clear()
-    together: list[dict | None] = [None] * len(sessions)
-    start = threading.Barrier(len(sessions) + 1)
+    jobs = make_jobs()
+    together: list[list | None] = [None] * len(jobs)
+    start = threading.Barrier(len(jobs) + 1)
 
     def run(i: int) -> None:
-        session = copy.deepcopy(sessions[i])
         start.wait()
-        together[i] = _turn(assistant, session, texts[i], params)
+        together[i] = jobs[i]()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(sessions))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
     for t in threads:
         t.start()
     start.wait()
@@ -112,8 +149,27 @@ def concurrent_vs_serial(assistant: Assistant, sessions: list[Session], texts: l
     for t in threads:
         t.join()
     together_s = time.perf_counter() - t0
-    same = all(b is not None and a["reply_ids"] == b["reply_ids"] for a, b in zip(alone, together))
-    return serial_s, together_s, same
+    return serial_s, together_s, alone == together
+
+
+def concurrent_vs_serial(assistant: Assistant, sessions: list[Session], texts: list[str], params: dict) -> tuple[float, float, bool]:
+    """The burst: the next turn of every session, one after another and all arriving together."""
+
+    def next_turn(session: Session, text: str) -> list[int]:
+        return _turn(assistant, session, text, params)["reply_ids"]
+
+    return serial_vs_together(assistant, lambda: [functools.partial(next_turn, copy.deepcopy(s), t) for s, t in zip(sessions, texts)])
+
+
+def visitors_vs_serial(assistant: Assistant, scripts: list[tuple[str, ...]], params: dict) -> tuple[float, float, bool]:
+    """The visitors: one conversation per script, turn after turn (a visitor sends its next turn as
+    soon as its previous reply arrived), one after another and all together."""
+
+    def conversation(script: tuple[str, ...]) -> list[list[int]]:
+        session = Session()
+        return [_turn(assistant, session, text, params)["reply_ids"] for text in script]
+
+    return serial_vs_together(assistant, lambda: [functools.partial(conversation, script) for script in scripts])
 
 
 @torch.no_grad()
@@ -190,7 +246,11 @@ def run_speed(assistant: Assistant, repeats: int = 3, concurrent: int = 8, log=p
     serial_s, together_s, same = concurrent_vs_serial(assistant, sessions, texts, params)
     draw_serial_s, draw_together_s, draw_same = concurrent_vs_serial(assistant, [Session() for _ in range(concurrent)], [SCRIPT[0]] * concurrent, params)
     log("concurrency done")
-    # 6. Summary.
+    # 6. Visitors: `concurrent` conversations of their own, turn after turn, together and one after another.
+    scripts = [visitor_script(*VISITORS[i % len(VISITORS)]) for i in range(concurrent)]
+    visitors_serial_s, visitors_together_s, visitors_same = visitors_vs_serial(assistant, scripts, params)
+    log("visitors done")
+    # 7. Summary.
     turns = []
     for i, runs in enumerate(per_turn):
         secs = [r["seconds"] for r in runs]
@@ -212,15 +272,18 @@ def run_speed(assistant: Assistant, repeats: int = 3, concurrent: int = 8, log=p
         "concurrent": concurrent,
         "serial_s": round(serial_s, 3),
         "concurrent_s": round(together_s, 3),
-        "concurrent_replies_equal": same and draw_same,  # every reply together is the reply it got alone
+        "concurrent_replies_equal": same and draw_same and visitors_same,  # every reply together (burst and visitors) is the reply it got alone
         "drawings_serial_s": round(draw_serial_s, 3),
         "drawings_concurrent_s": round(draw_together_s, 3),
+        "visitors_serial_s": round(visitors_serial_s, 3),
+        "visitors_concurrent_s": round(visitors_together_s, 3),
     }
     report["image_token_vs_bare_step_ratio"] = round(report["image_token_s"] / bare, 3) if bare and image_tok else None
     report["turn10_vs_turn1_ratio"] = round(turns[-1]["p50_s"] / turns[0]["p50_s"], 3)
     report["turn10_vs_naive_speedup"] = round(turns[-1]["naive_s"] / turns[-1]["p50_s"], 3)
     report["concurrent_throughput_speedup"] = round(serial_s / together_s, 3)
     report["concurrent_drawings_speedup"] = round(draw_serial_s / draw_together_s, 3)
+    report["visitors_throughput_speedup"] = round(visitors_serial_s / visitors_together_s, 3)
     return report
 
 
@@ -231,7 +294,7 @@ def format_table(report: dict) -> str:
         row = "-" if t["first_row_s"] is None else f"{t['first_row_s']:.3f}"
         lines.append(f"{t['turn']:>4}  {t['p50_s']:>7.3f}  {t['p95_s']:>7.3f}  {row:>9}  {t['tokens_per_s']:>6.0f}  {t['naive_s']:>7.3f}  {t['text'][:48]}")
     lines.append("")
-    for k in ("bare_step_s", "image_token_s", "image_turn_p50_s", "peak_rss_mb", "serial_s", "concurrent_s", "drawings_serial_s", "drawings_concurrent_s", "concurrent_replies_equal"):
+    for k in ("bare_step_s", "image_token_s", "image_turn_p50_s", "peak_rss_mb", "serial_s", "concurrent_s", "drawings_serial_s", "drawings_concurrent_s", "visitors_serial_s", "visitors_concurrent_s", "concurrent_replies_equal"):
         lines.append(f"{k:<34} {report[k]}")
     for k, v in report.items():
         if k.endswith(("_ratio", "_speedup")):

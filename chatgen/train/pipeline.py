@@ -146,6 +146,6 @@ def train_all(out: str | Path, run_dir: str | Path, cfg: TrainConfig = TrainConf
     if before is not None:
         config.extra["continued_from"] = before
         config.extra["total_train_minutes"] = round(minutes + float(before.get("total_train_minutes", before.get("train_minutes", 0.0))), 1)
-    folder = NativeBackend(lm, image_tokenizer, sp, config).save_pretrained(out)
+    folder = NativeBackend(lm, image_tokenizer, sp, config, reader=world.world_reader()).save_pretrained(out)  # the reader: done edits checked against the pictures
     log(f"saved the model to {folder} ({config.extra['train_minutes']} min)")
     return folder

@@ -9,7 +9,7 @@ word and type their messages), `people_turns` and `people_words` (how people tal
 conversation is going: "it", several edits at once, all/both, relative places, yes/no), `masked_turns` (edits of the part the person painted).
 """
 
-from chatgen.world.detect import Detection, detect, detect_slots, slot_accuracy
+from chatgen.world.detect import Detection, detect, detect_slots, slot_accuracy, world_reader
 from chatgen.world.dialogue import ASK_KINDS, EDIT_KINDS, HONEST_KINDS, KINDS, Dialogue, WorldTurn
 from chatgen.world.edits import Edit
 from chatgen.world.generators import (
@@ -36,5 +36,5 @@ __all__ = [
     "draw_reply", "generate_dialogue", "generate_edit_chain", "generate_edits_then_questions", "generate_questions", "generate_turn_of_kind",
     "generate_masked_dialogue", "generate_masked_turn", "generate_people_dialogue", "generate_unambiguous_edit", "next_turn",
     "out_of_world_reply", "possible_kinds", "random_scene", "render", "render_array", "say_question",
-    "scene_for_kind", "slot_accuracy", "slot_name", "slot_phrase", "slots_of", "style",
+    "scene_for_kind", "slot_accuracy", "slot_name", "slot_phrase", "slots_of", "style", "world_reader",
 ]

@@ -13,7 +13,8 @@ VQ-VAE reconstruction:
    error); the smallest error wins, and "empty" wins like any other candidate.
 
 Backgrounds are 16 px periodic and slots are 32 px, so one set of 25 templates per
-background serves every slot.
+background serves every slot. The matching itself is `chatgen.scene_reader.SceneReader`
+(`world_reader()` is the world's); a native checkpoint saves that reader as `reader.npz`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
+from chatgen.scene_reader import SceneReader
 from chatgen.world.render import render_array
 from chatgen.world.scene import (
-    BACKGROUNDS, CANVAS_PX, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
+    BACKGROUNDS, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
 )
 
 BLUR_RADIUS = 1.0  # gaussian blur applied to image and templates alike
@@ -59,74 +61,26 @@ class Detection:
         return Scene(self.background, tuple(kept))
 
 
-def _blur(img: Image.Image) -> np.ndarray:
-    """(96, 96, 3) float32 in [0, 1] after the detector's blur."""
-    return np.asarray(img.filter(ImageFilter.GaussianBlur(BLUR_RADIUS)), dtype=np.float32) / 255.0
-
-
-def _slot_features(arr: np.ndarray, row: int, col: int) -> np.ndarray:
-    """Inner part of one slot, box-downsampled: (15*15*3,) float32."""
-    y, x = row * SLOT_PX + INNER, col * SLOT_PX + INNER
-    side = SLOT_PX - 2 * INNER
-    crop = arr[y : y + side, x : x + side]  # (30, 30, 3)
-    pooled = crop.reshape(side // POOL, POOL, side // POOL, POOL, 3).mean(axis=(1, 3))  # (15, 15, 3)
-    return pooled.reshape(-1)
-
-
 @lru_cache(maxsize=None)
-def _background_canvas(name: str) -> np.ndarray:
-    """Blurred empty canvas of a background: (96, 96, 3) float32."""
-    return _blur(Image.fromarray(render_array(Scene(name)), "RGB"))
-
-
-@lru_cache(maxsize=None)
-def _templates(background: str) -> np.ndarray:
-    """(25, 15*15*3) slot features: row 0 the empty slot, row 1+i the i-th class, each
-    rendered alone in the center slot of that background."""
-    feats = [_slot_features(_background_canvas(background), 1, 1)]
-    for cls in CLASSES:
-        arr = _blur(Image.fromarray(render_array(Scene(background, (Obj(cls, 1, 1),))), "RGB"))
-        feats.append(_slot_features(arr, 1, 1))
-    return np.stack(feats)  # (25, D)
-
-
-def _prepare(image: Image.Image) -> np.ndarray:
-    if not isinstance(image, Image.Image):
-        raise ValueError(f"image must be a PIL.Image, got {type(image).__name__}")
-    img = image.convert("RGB")
-    if img.size != (CANVAS_PX, CANVAS_PX):
-        img = img.resize((CANVAS_PX, CANVAS_PX), Image.BICUBIC)
-    return _blur(img)
+def world_reader() -> SceneReader:
+    """The reader of world pictures: every background's blurred empty canvas and, per background,
+    the slot features of the empty slot and of each class rendered alone in the center slot
+    (`chatgen.scene_reader` holds the algorithm; a native checkpoint saves this reader)."""
+    proto = SceneReader(CLASSES, {}, {}, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE)
+    canvases, templates = {}, {}
+    for bg in BACKGROUNDS:
+        canvases[bg] = proto.blurred(Image.fromarray(render_array(Scene(bg)), "RGB"))  # (96, 96, 3)
+        feats = [proto.slot_features(canvases[bg], 1, 1)]
+        for cls in CLASSES:
+            feats.append(proto.slot_features(proto.blurred(Image.fromarray(render_array(Scene(bg, (Obj(cls, 1, 1),))), "RGB")), 1, 1))
+        templates[bg] = np.stack(feats)  # (25, D)
+    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE)
 
 
 def detect_slots(image: Image.Image) -> Detection:
     """Background and per-slot labels of an image, with confidences."""
-    # 1. Resize and blur.
-    arr = _prepare(image)  # (96, 96, 3)
-    # 2. Background: the canvas that matches most pixels well.
-    pixel_err = {bg: ((arr - _background_canvas(bg)) ** 2).sum(axis=2) for bg in BACKGROUNDS}
-    background = min(BACKGROUNDS, key=lambda bg: np.percentile(pixel_err[bg], BG_PERCENTILE))
-    # 3. Colour drift: median offset over the pixels that look like background.
-    canvas = _background_canvas(background)
-    err = pixel_err[background]
-    bg_pixels = err <= np.percentile(err, BG_PERCENTILE)  # (96, 96)
-    offset = np.median((arr - canvas)[bg_pixels], axis=0)  # (3,)
-    arr = arr - offset
-    # 4. Each slot against the 25 templates.
-    templates = _templates(background)  # (25, D)
-    labels, margins, errors = [], [], []
-    for r in range(GRID):
-        row_l, row_m, row_e = [], [], []
-        for c in range(GRID):
-            mse = ((templates - _slot_features(arr, r, c)) ** 2).mean(axis=1)  # (25,)
-            best = int(np.argmin(mse))
-            row_l.append(None if best == 0 else CLASSES[best - 1])
-            row_m.append(float(mse[0] - mse[best]))
-            row_e.append(float(mse[best]))
-        labels.append(tuple(row_l))
-        margins.append(tuple(row_m))
-        errors.append(tuple(row_e))
-    return Detection(background, tuple(labels), tuple(margins), tuple(errors))
+    r = world_reader().read(image)
+    return Detection(r.background, r.labels, r.margins, r.errors)
 
 
 def detect(image: Image.Image) -> Scene:
