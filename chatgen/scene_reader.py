@@ -19,7 +19,10 @@ Reading an image:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +58,9 @@ class SceneReader:
     pool: int = 2  # box downsampling factor of the slot comparison
     blur: float = 1.0  # gaussian blur radius applied to image and templates alike
     bg_percentile: float = 40  # percentile of per-pixel error used to pick the background
+    remembered: int = 64  # readings kept by image content (an edit's picture is read again as the next edit's start)
+    _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # digest of the pixels -> Reading
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # readers on several threads
 
     @property
     def canvas_px(self) -> int:
@@ -75,11 +81,26 @@ class SceneReader:
 
     # ---- reading -------------------------------------------------------------------------------
     def read(self, image: Image.Image) -> Reading:
-        """Background and per-slot labels of `image` (any size), with confidences."""
+        """Background and per-slot labels of `image` (any size), with confidences; the same pixels
+        read again come from memory."""
         if not isinstance(image, Image.Image):
             raise ValueError(f"image must be a PIL.Image, got {type(image).__name__}")
-        # 1. Resize and blur.
         img = image.convert("RGB")
+        key = hashlib.blake2b(img.tobytes() + repr(img.size).encode(), digest_size=16).digest()
+        with self._guard:
+            if key in self._memo:
+                self._memo.move_to_end(key)
+                return self._memo[key]
+        reading = self._read(img)
+        with self._guard:
+            self._memo[key] = reading
+            while len(self._memo) > self.remembered:
+                self._memo.popitem(last=False)
+        return reading
+
+    def _read(self, img: Image.Image) -> Reading:
+        """The steps of the module doc on an RGB image."""
+        # 1. Resize and blur.
         if img.size != (self.canvas_px, self.canvas_px):
             img = img.resize((self.canvas_px, self.canvas_px), Image.BICUBIC)
         arr = self.blurred(img)  # (px, px, 3)

@@ -94,6 +94,11 @@ def test_the_reader_file_round_trips_and_reads_like_the_world_detector(tmp_path)
         scene = world.random_scene(rng, n_objects=rng.randint(0, 4))
         r = back.read(world.render(scene))
         assert world.Detection(r.background, r.labels, r.margins, r.errors).scene() == world.detect(world.render(scene)) == scene
+    img = world.render(Scene("snow", (Obj("fox", 0, 0),)))
+    first = back.read(img)
+    assert back.read(img.copy()) is first  # the same pixels: from memory
+    img.putpixel((40, 40), (0, 0, 0))
+    assert back.read(img) is not first  # other pixels: read anew
     (tmp_path / "bad.npz").write_bytes(b"not a numpy file")
     with pytest.raises(ChatgenError, match="bad.npz cannot be read"):
         SceneReader.load(tmp_path / "bad.npz")
