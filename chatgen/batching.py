@@ -11,31 +11,30 @@ queued replies together:
    longer prefix with one being read waits for the next wave and copies it, so conversations that
    share a history read it once); the replies of a wave that start from a cache read their new
    tokens in one right-padded pass where the padding costs less than the passes it saves
-   (`prefill_pad`); each joins the text batch: the rows' key/value caches are
+   (`prefill_pad`); each joins the batch: the rows' key/value caches are
    left-padded to one length and stacked into one `DynamicCache` of shape (B, heads, L, head_dim)
    per layer, with a (B, L) mask (1 = a real token of the row);
-3. choose the next token of each text row from its own logits with its own rules (span tracker,
-   edit lock, image-span constraint), warpers and `torch.Generator` (`generation.choose`, as the
-   single path);
+3. choose the next token of each text row (a row not inside an image span) from its own logits
+   with its own rules (span tracker, edit lock, image-span constraint), warpers and
+   `torch.Generator` (`generation.choose`, as the single path);
 4. rows that end (`<eot>`, cancel, length cap) leave: their cache, un-padded, goes back to the
    pool, and their worker wakes;
-5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) moves to the span
-   batch (a second `_Batch`, so text rows are never padded to a window of drafts);
-6. one forward pass for the text rows (their last token each, and their prompt-lookup drafts
-   (`lookup.PromptLookup`): as many as they like while at most `lookup_rows` rows are in it, else
-   within a budget of `text_tokens` tokens per pass (rows x (1 + drafts)): a pass costs a fixed
-   part plus a part per token, so wide batches draft less; right-padded to the widest, verified by
-   the row with its own rules and RNG: the drafts change no token; rejected drafts become masked
-   holes) and one for the span rows (greedy rows' Jacobi windows shrunk so that rows x (1 + window)
-   stays near `span_tokens`: their codes do not depend on the window; a sampled row keeps its own,
-   as its random draws do):
-   each its pending code and window of drafts (`JacobiSpan.tokens`), right-padded to the widest
-   (B, W), at its own positions (B, W), the (B, L + W) mask keeping each row to its own real keys;
-7. each span row verifies its own drafts (`JacobiSpan.verify`, with its own RNG, so its codes
-   are those it gets alone); the padding and the rejected drafts stay in the cache as masked
-   holes, the columns no row kept are cropped, and the cache is compacted (holes removed, rows
-   left-padded again) once every row carries more than `max_holes` of them; a row whose span is
-   complete goes back to the text batch.
+5. a row that opens an image span with Jacobi decoding (`generation.JacobiSpan`) starts its span
+   in place (a row alone in the batch decodes it straight through, as the single path);
+6. one forward pass for every row, right-padded to the widest (B, W), each row at its own
+   positions, the (B, L + W) mask keeping each row to its own real keys (one pass a step: its
+   fixed part, about 30 tokens' worth for the embedded model on a CPU, is paid once for all rows):
+   a text row reads its last token and its prompt-lookup drafts (`lookup.PromptLookup`: as many
+   as it likes while at most `lookup_rows` rows are in the pass, else within a budget of
+   `text_tokens` tokens per pass, rows x (1 + drafts), so wide batches draft less); a span row
+   reads its pending code and window of drafts (`JacobiSpan.tokens`; greedy rows' windows shrunk
+   so that rows x (1 + window) stays near `span_tokens`: their codes do not depend on the window;
+   a sampled row keeps its own, as its random draws do);
+7. each row verifies its own drafts with its own rules and RNG (`PromptLookup.verify`,
+   `JacobiSpan.verify`: the tokens and codes it gets alone); the padding and the rejected drafts
+   stay in the cache as masked holes, the columns no row kept are cropped, and the cache is
+   compacted (holes removed, rows left-padded again) once every row carries more than
+   `max_holes` of them; a row whose span is complete goes back to one token per pass.
 
 Rows join and leave between steps. The scheduler holds the backend's `lock` while it works, so a
 reply decoded alone (CFG) and the batch never share the model at the same time.
@@ -186,19 +185,6 @@ class _Batch:
         self.mask = mask
 
 
-class _Lanes:
-    """The rows in flight, in two batches: `text` (one token per row per pass) and `span` (rows inside
-    an image span: a pending code and a window of drafts each), so text rows are never padded to a window."""
-
-    def __init__(self):
-        self.text = _Batch()
-        self.span = _Batch()
-
-    @property
-    def rows(self) -> list[_Row]:
-        return self.text.rows + self.span.rows
-
-
 class BatchDecoder:
     """Decodes the replies of concurrent requests in one batch (see the module doc)."""
 
@@ -241,7 +227,7 @@ class BatchDecoder:
 
     # ---- the scheduler thread ----------------------------------------------------------------
     def _run(self) -> None:
-        batch = _Lanes()
+        batch = _Batch()
         while True:
             # 1. Collect the requests waiting now (after the gather window when idle).
             with self._cond:
@@ -263,18 +249,17 @@ class BatchDecoder:
                     if not row.done.is_set():
                         row.error = e
                         row.done.set()
-                batch = _Lanes()
+                batch = _Batch()
 
     @torch.no_grad()
-    def _iterate(self, lanes: _Lanes, new: list[_Row]) -> None:
+    def _iterate(self, batch: _Batch, new: list[_Row]) -> None:
         model = self.model
-        text, spans = lanes.text, lanes.span
         # 2. Prefill the new rows from their longest cached prefix (the pool's or a row prefilled before), and let them join.
         for row, cache in self._prefill(new):
-            text.join(row, cache)
+            batch.join(row, cache)
         # 3. The next token of each text row, by its own rules, warpers and RNG (or the tokens its lookup pass decided).
         ending, opening = [], []
-        for row in text.rows:
+        for row in [r for r in batch.rows if r.span is None]:
             ahead, row.ahead = row.ahead or [int(choose(row.seq, row.logits, row.rules, row.warpers, row.sample, row.generator))], []
             for t in ahead:
                 row.seq = torch.cat([row.seq, torch.tensor([[t]], dtype=row.seq.dtype, device=row.seq.device)], dim=1)  # (1, T+1)
@@ -288,23 +273,20 @@ class BatchDecoder:
                     opening.append(row)
         # 4. Finished rows (and cancelled spans) leave; their caches go back to the pool un-padded.
         for row in ending:
-            self._finish(row, row.seq, without_undelivered(text.leave(row), row.seq.shape[1]))
-        for row in [r for r in spans.rows if r.cancel.is_set()]:
+            self._finish(row, row.seq, without_undelivered(batch.leave(row), row.seq.shape[1]))
+        for row in [r for r in batch.rows if r.span is not None and r.cancel.is_set()]:
             row.seq, row.span = torch.cat([row.span.seq, torch.tensor([[row.span.pending]], device=row.seq.device)], dim=1), None
-            self._finish(row, row.seq, spans.leave(row))
-        # 5. Rows opening an image span decode it by Jacobi, in the span batch (a row alone: straight through, as the single path).
+            self._finish(row, row.seq, batch.leave(row))
+        # 5. Rows opening an image span decode it by Jacobi, in place (a row alone: straight through, as the single path).
         alone = None
-        if len(opening) == 1 and len(lanes.rows) == 1 and not self._waiting:
-            alone = (opening[0], text.leave(opening[0]))
+        if len(opening) == 1 and len(batch.rows) == 1 and not self._waiting:
+            alone = (opening[0], batch.leave(opening[0]))
         else:
             for row in opening:
                 row.span = row.jacobi.start(row.seq)
-                spans.join(row, text.leave(row))
-        # 6. One pass for the text rows (their last token and lookup drafts each) and one for the span rows (pending code and drafts each).
-        if text.rows:
-            self._text_pass(text)
-        if spans.rows:
-            self._span_pass(spans, text)
+        # 6-7. One pass for every row: a text row's last token and lookup drafts, a span row's pending code and drafts.
+        if batch.rows:
+            self._pass(batch)
         if alone is not None:
             row, cache = alone
             row.seq, row.logits = row.jacobi.decode(model, row.seq, cache, row.warpers, row.sample, row.put, row.cancel, row.generator)
@@ -313,51 +295,45 @@ class BatchDecoder:
                 self._finish(row, row.seq, cache)
             else:
                 row.n = row.seq.shape[1]
-                text.join(row, cache)
+                batch.join(row, cache)
 
-    def _text_pass(self, text: _Batch) -> None:
-        """6. One forward pass over every text row's last token and (in a batch of at most `lookup_rows`) its
-        prompt-lookup drafts, right-padded to the widest (B, W); a row with drafts verifies them
-        (`PromptLookup.verify`, with its own rules and RNG: the tokens it gets alone); the rejected drafts
-        and the padding become holes."""
-        xs, room = [], self._draft_room(len(text.rows))
-        for r in text.rows:
-            drafts = r.lookup.drafts(r.seq[0].tolist(), min(room, r.max_new_tokens - r.made - 1)) if room > 0 and r.lookup is not None else []
-            xs.append([int(r.seq[0, -1]), *drafts])
-        tokens, real = _right_padded(xs, text.rows[0].seq.device)  # (B, W) each
+    def _pass(self, batch: _Batch) -> None:
+        """6-7. One forward pass over every row, right-padded to the widest (B, W): a text row reads its last
+        token and (in a batch of at most `lookup_rows` text rows, else within the `text_tokens` budget) its
+        prompt-lookup drafts, which it verifies (`PromptLookup.verify`, with its own rules and RNG: the tokens
+        it gets alone); a span row reads its pending code and window of drafts and verifies them
+        (`JacobiSpan.verify`, its own RNG: the codes it gets alone), and goes back to one token per pass once
+        its span is complete. The rejected drafts and the padding become holes."""
+        room = self._draft_room(len(batch.rows))
+        spans = [r for r in batch.rows if r.span is not None]
+        window = self._span_window(spans, len(batch.rows)) if spans else None
+        xs = []
+        for r in batch.rows:
+            if r.span is not None:
+                xs.append(r.jacobi.tokens(r.span, None if r.sample else window))
+            else:
+                drafts = r.lookup.drafts(r.seq[0].tolist(), min(room, r.max_new_tokens - r.made - 1)) if room > 0 and r.lookup is not None else []
+                xs.append([int(r.seq[0, -1]), *drafts])
+        tokens, real = _right_padded(xs, batch.rows[0].seq.device)  # (B, W) each
         width = tokens.shape[1]
-        logits = text.step(self.model, tokens, real)  # (B, W, V)
+        logits = batch.step(self.model, tokens, real)  # (B, W, V)
         kept = []
-        for i, (r, x) in enumerate(zip(text.rows, xs)):
-            if len(x) > 1:
+        for i, (r, x) in enumerate(zip(batch.rows, xs)):
+            if r.span is not None:
+                new, drop, after = r.jacobi.verify(r.span, logits[i, : len(x)], r.warpers, r.sample, r.generator)
+                for t in new:
+                    r.put(t)
+                r.made += len(new)
+                kept.append(len(x) - drop)
+                if after is not None:  # the span is complete: back to one token per pass
+                    r.seq, r.logits, r.span = r.span.seq, after, None
+            elif len(x) > 1:
                 r.ahead = r.lookup.verify(r.seq, logits[i, : len(x)], x[1:], r.rules, r.warpers, r.sample, r.generator)
                 kept.append(len(r.ahead))  # the last token and the drafts that held
             else:
                 r.logits = logits[i, :1]  # (1, V)
                 kept.append(1)
-        text.settle(kept, width, self.max_holes)
-
-    def _span_pass(self, spans: _Batch, text: _Batch) -> None:
-        """6-7. One forward pass over every span row's pending code and drafts, right-padded to the widest
-        (B, W); each row verifies its own drafts; rows whose span is complete go back to the text batch."""
-        window = self._span_window(spans.rows)
-        xs = [row.jacobi.tokens(row.span, None if row.sample else window) for row in spans.rows]
-        tokens, real = _right_padded(xs, spans.rows[0].seq.device)  # (B, W) each
-        width = tokens.shape[1]
-        logits = spans.step(self.model, tokens, real)  # (B, W, V)
-        kept, complete = [], []
-        for i, (row, x) in enumerate(zip(spans.rows, xs)):
-            new, drop, after = row.jacobi.verify(row.span, logits[i, : len(x)], row.warpers, row.sample, row.generator)
-            for t in new:
-                row.put(t)
-            row.made += len(new)
-            kept.append(len(x) - drop)
-            if after is not None:  # the span is complete: back to one token per pass
-                row.seq, row.logits, row.span = row.span.seq, after, None
-                complete.append(row)
-        spans.settle(kept, width, self.max_holes)
-        for row in complete:
-            text.join(row, spans.leave(row))
+        batch.settle(kept, width, self.max_holes)
 
     def _draft_room(self, rows: int) -> int:
         """Prompt-lookup drafts a text row may read in a pass of `rows` rows: as many as it likes (its
@@ -366,16 +342,16 @@ class BatchDecoder:
             return 1 << 30
         return max(0, self.text_tokens // rows - 1) if self.text_tokens > 0 else 0
 
-    def _span_window(self, rows: list[_Row]) -> int | None:
-        """The Jacobi window of the greedy span rows in this pass (None: their own). A pass costs a fixed
-        part plus a part per token, so several rows' full windows cost more than the extra passes shorter
-        ones need: greedy rows shrink to keep rows x (1 + window) near `span_tokens` (their codes do not
-        depend on the window); never below a sampled row's window (the pass is that wide anyway), whose
-        window stays its own (its random draws depend on it)."""
+    def _span_window(self, rows: list[_Row], total: int) -> int | None:
+        """The Jacobi window of the greedy span rows `rows` in a pass of `total` rows (None: their own). A
+        pass costs a fixed part plus a part per token, so several rows' full windows cost more than the extra
+        passes shorter ones need: greedy rows shrink to keep total x (1 + window) near `span_tokens` (their
+        codes do not depend on the window); never below a sampled row's window (the pass is that wide
+        anyway), whose window stays its own (its random draws depend on it)."""
         if self.span_tokens <= 0:
             return None
         floor = max((r.jacobi.window for r in rows if r.sample), default=1)
-        return max(floor, self.span_tokens // len(rows) - 1)
+        return max(floor, self.span_tokens // total - 1)
 
     def _prefill(self, new: list[_Row]) -> list[tuple[_Row, DynamicCache]]:
         """2. Prefill `new` in waves, shortest prompts first: each row starts from the longest cached prefix,

@@ -314,9 +314,10 @@ def test_batch_decoder_rejects_an_empty_prompt(folder):
 
 
 def test_span_window_budget_and_draft_room():
-    """The token budgets of a pass: greedy span rows shrink their Jacobi window so rows x (1 + window)
-    stays near `span_tokens` (never below 1, never below a sampled row's own window, whose random
-    draws depend on it); text rows draft freely up to `lookup_rows` rows, then within `text_tokens`."""
+    """The token budgets of a pass: greedy span rows shrink their Jacobi window so the pass's rows
+    (text rows too: they share it) x (1 + window) stay near `span_tokens` (never below 1, never below a
+    sampled row's own window, whose random draws depend on it); text rows draft freely up to
+    `lookup_rows` rows in the pass, then within `text_tokens`."""
     from types import SimpleNamespace
 
     from chatgen.generation import JacobiSpan
@@ -324,9 +325,10 @@ def test_span_window_budget_and_draft_room():
     d = BatchDecoder(None, span_tokens=48, text_tokens=32, lookup_rows=1)
     greedy = [SimpleNamespace(sample=False, jacobi=SimpleNamespace(window=16)) for _ in range(8)]
     sampled = SimpleNamespace(sample=True, jacobi=SimpleNamespace(window=12))
-    assert d._span_window(greedy) == 5 and d._span_window(greedy[:2]) == 23 and d._span_window(greedy[:2] + [sampled]) == 15
-    assert d._span_window(greedy + [sampled]) == 12 and BatchDecoder(None, span_tokens=8)._span_window(greedy) == 1
-    assert BatchDecoder(None, span_tokens=0)._span_window(greedy) is None
+    assert d._span_window(greedy, 8) == 5 and d._span_window(greedy[:2], 2) == 23 and d._span_window(greedy[:2] + [sampled], 3) == 15
+    assert d._span_window(greedy[:2], 8) == 5  # two span rows among six text rows: the pass holds 8
+    assert d._span_window(greedy + [sampled], 9) == 12 and BatchDecoder(None, span_tokens=8)._span_window(greedy, 8) == 1
+    assert BatchDecoder(None, span_tokens=0)._span_window(greedy, 8) is None
     assert d._draft_room(1) > 1000 and d._draft_room(2) == 15 and d._draft_room(8) == 3 and d._draft_room(20) == 0
     assert BatchDecoder(None, text_tokens=0)._draft_room(2) == 0
     j = JacobiSpan(n=10, lo=100, hi=110, window=6)
