@@ -194,12 +194,13 @@ class Assistant:
         #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
         #    A picture equal to the one it started from is not refined: it is replaced (step 5).
         image, refine_s, cancelled = done.image, 0.0, done.cancelled
-        unchanged = image is not None and not cancelled and self._same_picture(session, message, prompt, done.reply_ids)
+        source = self._start_codes(session, message, prompt) if image is not None and not cancelled else None  # (H, W) or None
+        unchanged = source is not None and self._same_picture(source, done.reply_ids)
         #    So is a picture that contradicts what the text says was done (`Backend.check_edit`:
         #    "Done: removed the fish." with no fish before), for a backend that reads pictures.
         contradicted = None
         if image is not None and not cancelled and not unchanged and self.backend.checks_edits:
-            contradicted = self.backend.check_edit(done.text, self._start_picture(session, message, prompt), image)
+            contradicted = self.backend.check_edit(done.text, self.backend.decode_image(source) if source is not None else None, image)
         refined = image is not None and self.refiner is not None and not cancelled and not unchanged and contradicted is None
         if refined:
             t1 = time.perf_counter()
@@ -289,24 +290,20 @@ class Assistant:
             params={**p.to_dict(), "metadata": metadata},
         )
 
-    def _same_picture(self, session: Session, message: Message, prompt, reply_ids: list[int]) -> bool:
-        """Whether the reply's picture has exactly the codes of the picture it started from (a masked
-        edit's prompt holds them already)."""
+    def _start_codes(self, session: Session, message: Message, prompt) -> torch.Tensor | None:
+        """Codes of the picture a reply started from (the upload, else the latest image; a masked
+        edit's prompt holds them already), or None when there is none."""
         if message.image is None and session.latest_image()[0] is None:
-            return False
+            return None
+        return prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
+
+    def _same_picture(self, old: torch.Tensor, reply_ids: list[int]) -> bool:
+        """Whether the reply's picture has exactly the codes `old` of the picture it started from."""
         _, spans = self.backend.vocab.split_spans(list(reply_ids))
         if not spans:
             return False
-        old = prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
         new = self.backend.vocab.ids_to_codes(spans[-1])
         return new.shape == old.shape and bool(torch.equal(new.cpu(), old.cpu()))
-
-    def _start_picture(self, session: Session, message: Message, prompt) -> Image.Image | None:
-        """The picture an edit started from, as the model sees it (its codes decoded), or None."""
-        if message.image is None and session.latest_image()[0] is None:
-            return None
-        codes = prompt.source_codes if prompt.source_codes is not None else self._source_codes(session, message)
-        return self.backend.decode_image(codes)
 
     def _source_codes(self, session: Session, message: Message) -> torch.Tensor:
         """Codes of the image a masked edit starts from: the upload, else the latest image."""

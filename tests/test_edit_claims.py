@@ -21,9 +21,14 @@ def reading(scene: Scene):
 
 
 def test_every_canonical_place_phrase_names_its_slot():
+    """The request path keeps its own copy of the world's place words and absent-thing sentence
+    (it may not import the world): they must say what the world says."""
+    from chatgen.world.replies import absent_reply as world_absent_reply
+
     for r in range(3):
         for c in range(3):
             assert slot_of(world.slot_phrase(r, c)) == (r, c)
+    assert all(absent_reply(c) == world_absent_reply(c) for c in world.CLASSES)
     assert slot_of("on the top") is None and slot_of("somewhere nice") is None
 
 

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from chatgen.scene_reader import SceneReader
+from chatgen.scene_reader import Reading, SceneReader
 from chatgen.world.render import render_array
 from chatgen.world.scene import (
     BACKGROUNDS, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
@@ -38,13 +38,9 @@ BG_PERCENTILE = 40  # percentile of per-pixel error used to pick the background
 
 
 @dataclass(frozen=True)
-class Detection:
-    """What `detect_slots` saw in an image."""
-
-    background: str  # the chosen background
-    labels: tuple[tuple[str | None, ...], ...]  # 3x3 grid: class name or None (empty)
-    margins: tuple[tuple[float, ...], ...]  # 3x3 grid: error of "empty" minus error of the label (0 when empty)
-    errors: tuple[tuple[float, ...], ...]  # 3x3 grid: mean squared error of the chosen label
+class Detection(Reading):
+    """What `detect_slots` saw in an image: a `Reading` (background, 3x3 labels, margins, errors)
+    that can become a valid `Scene`."""
 
     def scene(self) -> Scene:
         """The detection as a valid Scene. When the detection breaks the scene limits (more
