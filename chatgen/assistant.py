@@ -16,10 +16,17 @@ A reply picture whose codes equal the picture it started from (the latest image 
 conversation, or this message's upload) changed nothing, whatever its text says ("Done: removed
 the fish." with no fish there): the turn keeps one sentence saying so (`UNCHANGED`) and no
 picture, so the reply never claims a change the picture does not show, and later turns read
-the truth. A backend that reads pictures (`Backend.checks_edits`: the embedded model, through
+the truth. A backend that reads pictures (`Backend.reads_pictures`: the embedded model, through
 its scene reader) also checks what a done edit's text says against the pictures before and
 after ("Done: removed the fish and the bear." with no fish there): a contradicted reply keeps
-the backend's one true sentence instead, again with no picture.
+the backend's one true sentence instead, again with no picture. Likewise a text answer about
+the picture ("There is one animal." next to two, "No, the cat is on the right." to "is the cat
+on the right?") keeps the answer the picture supports (`Backend.check_answer`); the model's
+words stay in the turn's metadata (`corrected_answer`). And a masked edit's reply is checked
+against what the painted part holds (`Backend.check_masked`): "There is nothing in the part you
+painted" over a cat is answered again, "Done: the cat is now a dog." when the painted cell holds
+a rabbit is drawn again after "Done: the rabbit is now a dog.", an edit over an empty painted
+place keeps the world's honest sentence (metadata `masked_first_reply`: the first reply).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .events import Event, ImageDone, ImageRow, ReplyDone, TextDelta
 from .images import check_mask_fits, read_image
+from .mask_claims import REFUSALS, Redo, Say
 from .params import GenerationParams
 from .provenance import Provenance, reply_png
 from .safety import Safety
@@ -176,20 +184,29 @@ class Assistant:
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through (with an image classifier on, a picture is
         #    shown only once it passed: no previews; ImageDone waits for the check). ReplyDone
-        #    waits for the refiner, so that it carries the picture the turn keeps.
+        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit
+        #    on a backend that reads pictures is held until its reply is checked against what the
+        #    painted part holds (`Backend.check_masked`): a reply that misjudged it is answered
+        #    again (after the done text that fits, or not allowed to start with a refusal), or
+        #    replaced by the honest sentence that fits.
         screened = self.safety is not None and self.safety.image_classifier is not None
-        done: ReplyDone | None = None
-        held: list[Event] = []
-        for ev in self.backend.stream(prompt, p, cancel=cancel):
-            if isinstance(ev, ReplyDone):
-                done = ev
-                continue
-            if screened and isinstance(ev, ImageDone):
-                held.append(ev)
-                continue
-            yield replace(ev, preview=None) if screened and isinstance(ev, ImageRow) else ev
-        if done is None:
-            raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
+        masked = message.mask is not None and self.backend.reads_pictures
+        done, held = yield from self._generate(prompt, p, cancel, screened, hold=masked)
+        said = model_said = None
+        if masked and not done.cancelled:
+            verdict = self.backend.check_masked(done.text, message.text, message.mask, self.backend.decode_image(prompt.source_codes))
+            if isinstance(verdict, Say):
+                said, model_said = verdict.text, done.text
+                done = replace(done, image=None)
+            elif isinstance(verdict, Redo):
+                model_said = done.text
+                forced = self.backend.encode_text(verdict.text) if verdict.text else []
+                banned = () if verdict.text else tuple({self.backend.encode_text(r)[0] for r in REFUSALS})
+                if verdict.text:
+                    yield TextDelta(verdict.text)
+                done, held = yield from self._generate(replace(prompt, ids=prompt.ids + forced, banned_first=banned), p, cancel, screened, hold=False)
+                if forced:
+                    done = replace(done, text=verdict.text + done.text, reply_ids=[*forced, *done.reply_ids])
         # 4. Refine the image (optional): RefineStep events while it runs (no previews when
         #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
         #    A picture equal to the one it started from is not refined: it is replaced (step 5).
@@ -198,9 +215,14 @@ class Assistant:
         unchanged = source is not None and self._same_picture(source, done.reply_ids)
         #    So is a picture that contradicts what the text says was done (`Backend.check_edit`:
         #    "Done: removed the fish." with no fish before), for a backend that reads pictures.
-        contradicted = None
-        if image is not None and not cancelled and not unchanged and self.backend.checks_edits:
+        contradicted = corrected = None
+        if image is not None and not cancelled and not unchanged and self.backend.reads_pictures:
             contradicted = self.backend.check_edit(done.text, self.backend.decode_image(source) if source is not None else None, image)
+        #    A text answer is checked against the picture it is about (`Backend.check_answer`).
+        if image is None and not cancelled and self.backend.reads_pictures:
+            about = self._start_codes(session, message, prompt)
+            if about is not None:
+                corrected = self.backend.check_answer(done.text, message.text, self.backend.decode_image(about))
         refined = image is not None and self.refiner is not None and not cancelled and not unchanged and contradicted is None
         if refined:
             t1 = time.perf_counter()
@@ -234,7 +256,14 @@ class Assistant:
         if contradicted is not None:
             metadata["contradicted_claim"] = done.text  # what the model said; the turn keeps `contradicted`
             withheld = contradicted
-        for ev in held:  # the events that waited for the check; a withheld picture is in none of them
+        if corrected is not None:
+            metadata["corrected_answer"] = done.text  # what the model said; the turn keeps `corrected`
+            withheld = corrected
+        if model_said is not None:
+            metadata["masked_first_reply"] = model_said  # the model's reply before the painted part's check
+        if said is not None:
+            withheld = said
+        for ev in held:  # the events that waited for the checks; a withheld picture is in none of them
             if withheld is None:
                 yield ev
         # ReplyDone with the picture the turn keeps (the refined one), or the sentence that withholds it
@@ -289,6 +318,25 @@ class Assistant:
             token_model=self.backend.name,
             params={**p.to_dict(), "metadata": metadata},
         )
+
+    def _generate(self, prompt, p: GenerationParams, cancel, screened: bool, hold: bool):
+        """Stream one reply of the backend: its events are yielded as they come (`hold`: kept in
+        the returned list instead, for the caller to pass on once the reply is checked; with
+        `screened`, ImageDone is always kept and rows carry no previews). Returns (ReplyDone, kept)."""
+        done: ReplyDone | None = None
+        held: list[Event] = []
+        for ev in self.backend.stream(prompt, p, cancel=cancel):
+            if isinstance(ev, ReplyDone):
+                done = ev
+                continue
+            ev = replace(ev, preview=None) if screened and isinstance(ev, ImageRow) else ev
+            if hold or (screened and isinstance(ev, ImageDone)):
+                held.append(ev)
+                continue
+            yield ev
+        if done is None:
+            raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
+        return done, held
 
     def _start_codes(self, session: Session, message: Message, prompt) -> torch.Tensor | None:
         """Codes of the picture a reply started from (the upload, else the latest image; a masked

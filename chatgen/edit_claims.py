@@ -23,11 +23,10 @@ import re
 from dataclasses import dataclass
 
 from .scene_reader import Reading
+from .scene_text import COLS, ROWS
 
 MISSED = "That did not work: the picture I made did not show the change, so I kept the picture as it was."
 NO_PICTURE = "There is no picture to change yet. Ask me to draw one, for example a dog on the grass."
-ROWS = ("top", "middle", "bottom")  # the world's slot words (chatgen.world.scene)
-COLS = ("left", "center", "right")
 
 
 def absent_reply(cls: str) -> str:
@@ -160,8 +159,9 @@ def check_claims(claims: list[Claim], before: Reading | None, after: Reading) ->
             ok = c.new == c.cls or after.count(c.new) > had(c.new)
         elif c.kind == "move":
             ok = after.labels[c.slot[0]][c.slot[1]] == c.cls
-        else:  # add
-            ok = after.labels[c.slot[0]][c.slot[1]] == c.cls and after.count(c.cls) > had(c.cls)
+        else:  # add: one more of it, unless the same reply also takes one away ("remove the fox and add a fox on the right")
+            taken = any(o.kind in ("remove", "replace") and o.cls == c.cls for o in claims)
+            ok = after.labels[c.slot[0]][c.slot[1]] == c.cls and (after.count(c.cls) > had(c.cls) or taken)
         if not ok:
             return MISSED
     return None

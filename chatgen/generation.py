@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 from transformers import DynamicCache, GenerationConfig, LogitsProcessorList
 from transformers.generation.logits_process import (
-    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+    RepetitionPenaltyLogitsProcessor, SuppressTokensAtBeginLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
 )
 
 from .events import Event, ImageDone, ImageRow, ImageStart, ReplyDone, TextDelta
@@ -43,6 +43,7 @@ class Prompt:
     uncond_ids: list[int] | None = None  # the same prompt with the request removed, for CFG
     source_codes: torch.Tensor | None = None  # (H, W) codes of the image being edited, for masked edits
     keep: torch.Tensor | None = None  # (H, W) bool: True where the edit must keep source_codes
+    banned_first: tuple[int, ...] = ()  # ids the reply may not start with (a redo that must not refuse again)
 
 
 class PrefixCachePool:
@@ -368,6 +369,8 @@ def stream_reply(
         processors.append(ImageGuidance(model, span, prompt.uncond_ids, params.cfg_scale))
     if prompt.source_codes is not None and prompt.keep is not None:
         processors.append(EditLock(span, prompt.source_codes, prompt.keep))
+    if prompt.banned_first:
+        processors.append(SuppressTokensAtBeginLogitsProcessor(prompt.banned_first, prompt_len, device=model_device(model)))
     processors.append(ImageSpanConstraint(span, params.max_new_tokens, max_text_tokens=params.max_text_tokens))
     config = params.generation_config(getattr(model, "generation_config", None), eos_token_id=vocab.eot, pad_token_id=vocab.pad)
 

@@ -5,7 +5,9 @@ drift of a VQ-VAE reconstruction. A `SceneReader` holds what it compares against
 empty canvas per background, and per background the features of every class alone in a slot),
 so it needs no renderer: the scene world builds one from its sprites (`world/detect.py`, the
 evals' judge), and a native checkpoint trained on that world carries the same arrays in
-`reader.npz`, with which the assistant checks what an edit's reply claims.
+`reader.npz`, with which the assistant checks what an edit's reply claims and what an
+answer says about the picture (the file also names the class groups answers count, such as
+"animals").
 
 Reading an image:
 
@@ -39,6 +41,7 @@ class Reading:
     labels: tuple[tuple[str | None, ...], ...]  # grid x grid: class name or None (empty)
     margins: tuple[tuple[float, ...], ...]  # grid x grid: error of "empty" minus error of the label (0 when empty)
     errors: tuple[tuple[float, ...], ...]  # grid x grid: mean squared error of the chosen label
+    drift: float = 0.0  # largest per-channel colour offset removed in step 3 (0..1; near 0 for the world's own pictures)
 
     def count(self, cls: str) -> int:
         """How many slots hold `cls`."""
@@ -58,6 +61,7 @@ class SceneReader:
     pool: int = 2  # box downsampling factor of the slot comparison
     blur: float = 1.0  # gaussian blur radius applied to image and templates alike
     bg_percentile: float = 40  # percentile of per-pixel error used to pick the background
+    categories: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group word -> its classes ("animals": dog, cat, ...), for answers about groups
     remembered: int = 64  # readings kept by image content (an edit's picture is read again as the next edit's start)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # digest of the pixels -> Reading
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # readers on several threads
@@ -110,7 +114,8 @@ class SceneReader:
         # 3. Colour drift: median offset over the pixels that look like background.
         err = pixel_err[background]
         bg_pixels = err <= np.percentile(err, self.bg_percentile)  # (px, px)
-        arr = arr - np.median((arr - self.canvases[background])[bg_pixels], axis=0)  # (3,) offset removed
+        offset = np.median((arr - self.canvases[background])[bg_pixels], axis=0)  # (3,)
+        arr = arr - offset
         # 4. Each slot against the templates of that background.
         templates = self.templates[background]  # (1 + classes, D)
         labels, margins, errors = [], [], []
@@ -125,7 +130,7 @@ class SceneReader:
             labels.append(tuple(row_l))
             margins.append(tuple(row_m))
             errors.append(tuple(row_e))
-        return Reading(background, tuple(labels), tuple(margins), tuple(errors))
+        return Reading(background, tuple(labels), tuple(margins), tuple(errors), float(np.abs(offset).max()))
 
     # ---- files ---------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -136,6 +141,7 @@ class SceneReader:
             path, classes=np.array(self.classes), backgrounds=np.array(backgrounds),
             canvases=np.stack([self.canvases[b] for b in backgrounds]), templates=np.stack([self.templates[b] for b in backgrounds]),
             settings=np.array([self.grid, self.slot_px, self.inner, self.pool, self.blur, self.bg_percentile], dtype=np.float64),
+            categories=np.array([f"{name}:{','.join(members)}" for name, members in self.categories.items()], dtype=str),
         )
         return path
 
@@ -146,7 +152,9 @@ class SceneReader:
             with np.load(path, allow_pickle=False) as f:
                 backgrounds = [str(b) for b in f["backgrounds"]]
                 grid, slot_px, inner, pool, blur, pct = (float(x) for x in f["settings"])
+                groups = dict(str(g).split(":", 1) for g in f["categories"]) if "categories" in f.files else {}  # older files have none
                 return cls(tuple(str(c) for c in f["classes"]), dict(zip(backgrounds, f["canvases"].astype(np.float32))),
-                           dict(zip(backgrounds, f["templates"].astype(np.float32))), int(grid), int(slot_px), int(inner), int(pool), blur, pct)
+                           dict(zip(backgrounds, f["templates"].astype(np.float32))), int(grid), int(slot_px), int(inner), int(pool), blur, pct,
+                           {name: tuple(members.split(",")) for name, members in groups.items()})
         except (OSError, KeyError, ValueError) as e:
             raise ChatgenError(f"the scene reader {path} cannot be read ({e}); delete it or copy it again from the checkpoint") from e

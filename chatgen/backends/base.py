@@ -52,12 +52,24 @@ class Backend(ABC):
         decoding lock of `edit_cells`, and the prompt leaves it out."""
         return []
 
-    checks_edits: bool = False  # whether `check_edit` reads pictures (the assistant then gives it the picture an edit started from)
+    reads_pictures: bool = False  # whether `check_edit` and `check_answer` read pictures (the assistant then passes them the pictures)
 
     def check_edit(self, text: str, before: Image.Image | None, after: Image.Image) -> str | None:
         """One sentence that replaces the text of a reply picture `after` when the pictures contradict
         what the text says it changed (`before`: the picture the edit started from, None without one);
         None when it holds, or when this backend cannot read pictures (the default)."""
+        return None
+
+    def check_masked(self, text: str, user_text: str, mask: Image.Image, before: Image.Image):
+        """For a masked edit: what its reply `text` should have been given what the painted part of
+        `before` holds (`chatgen.mask_claims`: `Say`, `Redo`), or None when it fits, when the text is
+        not one this backend reads, or when it cannot read pictures (the default)."""
+        return None
+
+    def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
+        """The answer `picture` supports when the text reply `text` to `question` states something
+        else about it ("There is one dog." next to two); None when it holds, when the text is not
+        an answer about the picture, or when this backend cannot read pictures (the default)."""
         return None
 
     def unreadable(self, image: Image.Image) -> str | None:

@@ -8,6 +8,8 @@ A native checkpoint is a folder:
     vq/               a diffusers VQModel whose codes are the image tokens
     reader.npz        optional: a `SceneReader` of the pictures it was trained on; with it, a done
                       edit's claim is checked against the pictures before and after (`check_edit`)
+                      and a text answer's facts against the picture it is about (`check_answer`),
+                      and a masked edit's reply against what the painted part holds (`check_masked`)
 
 `NativeBackend.from_pretrained(path)` loads it; `save_pretrained(path)` writes it.
 """
@@ -29,6 +31,8 @@ from transformers import AutoModelForCausalLM
 from ..batching import BatchDecoder
 from ..errors import ChatgenError
 from ..edit_claims import check_claims, parse_done
+from ..mask_claims import check_masked
+from ..picture_answers import Names, check_answer
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
 from ..image_tokenizer import VQImageTokenizer
@@ -188,7 +192,7 @@ class NativeBackend(Backend):
         return cells.repeat_interleave(v.grid_h // 3, 0).repeat_interleave(v.grid_w // 3, 1)  # (grid_h, grid_w)
 
     @property
-    def checks_edits(self) -> bool:
+    def reads_pictures(self) -> bool:
         return self.reader is not None
 
     def check_edit(self, text: str, before: Image.Image | None, after: Image.Image) -> str | None:
@@ -200,6 +204,21 @@ class NativeBackend(Backend):
         if claims is None:
             return None
         return check_claims(claims, self.reader.read(before) if before is not None else None, self.reader.read(after))
+
+    def check_masked(self, text: str, user_text: str, mask: Image.Image, before: Image.Image):
+        """With a scene reader and a model trained on masks: the reply a masked edit should have had,
+        given what the painted cells of `before` hold (`chatgen.mask_claims`), else None."""
+        if self.reader is None or not self.config.mask_regions:
+            return None
+        return check_masked(text, user_text, mask_regions(mask), self.reader.read(before), self.reader.classes, self.reader.canvases)
+
+    def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
+        """With a scene reader: the answer the picture supports when a text reply states something else
+        about it (`chatgen.picture_answers`), else None."""
+        if self.reader is None:
+            return None
+        names = Names(self.reader.classes, self.reader.canvases, self.reader.categories)
+        return check_answer(text, question, self.reader.read(picture), names)
 
     def unreadable(self, image: Image.Image) -> str | None:
         limit = self.config.max_upload_error

@@ -183,6 +183,8 @@ def _html(rows: list[dict], s: dict) -> str:
         m = d["metrics"]
         nums = " · ".join(f"{k} {m[k]:.4f}" for k in METRICS if isinstance(m.get(k), (int, float)))
         reply = f'<div class="small">{_escaped(d["reply_text"][:200])}</div>' if d["reply_text"] else ""
+        if d.get("model_text"):
+            reply += f'<div class="small">(the model said: {_escaped(d["model_text"][:200])})</div>'
         body.append(
             f"<tr><td>{d['turn']}<div class=small>{_escaped(d['kind'])}</div></td>"
             f"<td>{_escaped(d['user'])}<div class=small>start: {_escaped(d['start'] or '—')}</div></td>"

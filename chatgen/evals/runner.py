@@ -70,6 +70,7 @@ class TurnResult:
     metrics: dict[str, Any] = field(default_factory=dict)  # l1, l2, drift_l1, drift_l2, changed_slots, slot_accuracy, clip_*
     latency_s: float | None = None  # wall time of respond(); None for an undo
     reply_text: str = ""  # the reply's text
+    model_text: str | None = None  # the model's own words when the assistant replaced them (a corrected answer or a contradicted claim)
     detected: dict | None = None  # what the detector saw in the reply image
     start: str = ""  # where the turn started: session | upload | expected | fresh
     error: str | None = None  # a ChatgenError the turn raised
@@ -160,6 +161,8 @@ def _turn(assistant, session: Session, steps: list[_Step], turn: ScriptedTurn, r
         return session
     res.latency_s = round(time.perf_counter() - t0, 4)
     res.reply_text = reply.text or ""
+    meta = reply.metadata or {}
+    res.model_text = meta.get("corrected_answer", meta.get("contradicted_claim"))
     image = reply.image
     grid = Grid.of_image(image) if image is not None else None
     res.detected = grid.to_dict() if grid is not None else None

@@ -28,7 +28,7 @@ from PIL import Image
 from chatgen.scene_reader import Reading, SceneReader
 from chatgen.world.render import render_array
 from chatgen.world.scene import (
-    BACKGROUNDS, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
+    BACKGROUNDS, CATEGORIES, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
 )
 
 BLUR_RADIUS = 1.0  # gaussian blur applied to image and templates alike
@@ -70,13 +70,13 @@ def world_reader() -> SceneReader:
         for cls in CLASSES:
             feats.append(proto.slot_features(proto.blurred(Image.fromarray(render_array(Scene(bg, (Obj(cls, 1, 1),))), "RGB")), 1, 1))
         templates[bg] = np.stack(feats)  # (25, D)
-    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE)
+    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE, dict(CATEGORIES))
 
 
 def detect_slots(image: Image.Image) -> Detection:
     """Background and per-slot labels of an image, with confidences."""
     r = world_reader().read(image)
-    return Detection(r.background, r.labels, r.margins, r.errors)
+    return Detection(r.background, r.labels, r.margins, r.errors, r.drift)
 
 
 def detect(image: Image.Image) -> Scene:

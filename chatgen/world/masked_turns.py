@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 
+from chatgen.mask_claims import NOTHING_PAINTED, outside_reply, taken_reply  # noqa: F401 (the world's honest sentences for masks)
 from chatgen.world.dialogue import Dialogue, WorldTurn
 from chatgen.world.edits import Edit
 from chatgen.world.message_style import style
@@ -36,19 +37,6 @@ _THIS_REMOVE = ("remove this", "delete this", "get rid of this", "erase this", "
                 "take that away", "remove this one")
 _HERE_ADD = ("add {n} here", "put {n} here", "draw {n} here", "{n} here", "place {n} there", "add {n} in the painted spot",
              "put {n} in the marked area", "{n} here please", "add {n} there", "i want {n} here")
-
-NOTHING_PAINTED = "There is nothing in the part you painted, so I changed nothing."
-
-
-def outside_reply(cls: str) -> str:
-    """An edit that names a thing the painted part does not hold."""
-    return f"The {cls} is not in the part you painted, so I changed nothing."
-
-
-def taken_reply(cls: str) -> str:
-    """An add over a painted place that already holds a thing."""
-    return f"The part you painted already holds the {cls}, so I changed nothing."
-
 
 def _neighbours(slot: tuple[int, int]) -> list[tuple[int, int]]:
     r, c = slot

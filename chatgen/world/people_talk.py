@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 
+from chatgen.scene_text import answer_at, yes_no
 from chatgen.world.dialogue import WorldTurn
 from chatgen.world.message_style import style
 from chatgen.world.replies import (
@@ -45,9 +46,12 @@ _BG_IS = {"grass": ("on grass", "on the grass", "grassy"), "sky": ("in the sky",
           "snow": ("in the snow", "snowy"), "night": ("at night", "nighttime", "dark"), "sea": ("at sea", "on the sea", "on the water")}
 
 
-def _yes_no(yes: bool, answer: str) -> str:
-    """"Yes, there are two dogs." from "There are two dogs."."""
-    return f"{'Yes' if yes else 'No'}, {answer[0].lower()}{answer[1:]}"
+def asked_area(slot: tuple[int, int], where: str) -> set[tuple[int, int]]:
+    """The slots a question's place words mean: "on the right" is the right side (any row), as
+    people mean it; "in the middle right" or "top left" one slot."""
+    r, c = slot
+    side = (r == 1) != (c == 1) and not re.search(r"middle|cent", where)
+    return set(slots_of(COLS[c] if r == 1 else ROWS[r])) if side else {slot}
 
 
 def yesno_turn(rng: random.Random, scene: Scene, last: Obj | None) -> WorldTurn:
@@ -68,18 +72,14 @@ def yesno_turn(rng: random.Random, scene: Scene, last: Obj | None) -> WorldTurn:
         text = rng.choice(["is {r} {p}", "is {r} still {p}", "{r} is {p}, right", "is {r} {p} now", "did {r} end up {p}",
                            "is there a {c} {p}", "so {r} is {p}?", "{r} is {p}, isn't it", "{r}'s {p}, yeah", "{r} is {p}, correct",
                            "{r} is still {p}, no", "{p} is {r}, right", "am i right that {r} is {p}"]).format(r=ref, p=where, c=cls)
-        # "on the right" in a question means the right side (any row), as people mean it; "in the
-        # middle right" or "top left" mean that one slot.
-        r, c = slot
-        side = (r == 1) != (c == 1) and not re.search(r"middle|cent", where)
-        area = set(slots_of(COLS[c] if r == 1 else ROWS[r])) if side else {slot}
+        area = asked_area(slot, where)
         hit = [o for o in found if o.slot in area]
         if not found:
             reply = f"No, there is no {cls}."
         elif hit:
             reply = f"Yes, the {cls} is {hit[0].phrase}." if len(found) == 1 else f"Yes, there is {with_article(cls)} {hit[0].phrase}."
         else:
-            reply = _yes_no(False, answer_where(scene, cls))
+            reply = yes_no(False, answer_where(scene, cls))
     elif kind == "count":
         n = scene.count(cls) if rng.random() < 0.45 else rng.randint(1, 3)
         said = NUMBERS[n] if rng.random() < 0.75 else str(n)
@@ -87,19 +87,19 @@ def yesno_turn(rng: random.Random, scene: Scene, last: Obj | None) -> WorldTurn:
                 else rng.choice(["are there {k} {cs}", "are there exactly {k} {cs}", "do you see {k} {cs}", "so there are {k} {cs}",
                                  "{k} {cs} now?", "are there {k} {cs} now", "there are {k} {cs}, aren't there", "{k} {cs}, yeah",
                                  "so that's {k} {cs}, right", "we have {k} {cs} now, correct"]).format(k=said, cs=plural(cls)))
-        reply = _yes_no(scene.count(cls) == n, answer_count(scene, cls))
+        reply = yes_no(scene.count(cls) == n, answer_count(scene, cls))
     elif kind == "background":
         bg = scene.background if rng.random() < 0.5 else rng.choice(BACKGROUNDS)
         text = rng.choice([f"is the background {bg}", f"is it {rng.choice(_BG_IS[bg])}", f"is it {rng.choice(_BG_IS[bg])} now",
                            f"is this {rng.choice(_BG_IS[bg])}", f"still {rng.choice(_BG_IS[bg])}?"])
-        reply = _yes_no(scene.background == bg, answer_background(scene))
+        reply = yes_no(scene.background == bg, answer_background(scene))
     elif kind == "still":
         text = rng.choice(["is {r} still there", "is there still a {c}", "do we still have a {c}", "is {r} still in the picture",
                            "still got a {c}?", "is there a {c} anymore"]).format(r=ref, c=cls, cs=plural(cls))
-        reply = _yes_no(scene.count(cls) > 0, answer_count(scene, cls))
+        reply = yes_no(scene.count(cls) > 0, answer_count(scene, cls))
     else:
         text = rng.choice(["is {r} gone", "is {r} gone now", "did {r} go away", "has {r} disappeared", "is {r} removed"]).format(r=ref)
-        reply = _yes_no(scene.count(cls) == 0, answer_count(scene, cls))
+        reply = yes_no(scene.count(cls) == 0, answer_count(scene, cls))
     return make_turn(style(rng, text, question=True), reply, None, "yesno", question=kind, target=cls)
 
 
@@ -127,6 +127,8 @@ _COUNT_ALL = ("how many now", "how many are there now", "how many in total now",
 def question_turn_people(rng: random.Random, scene: Scene) -> WorldTurn:
     """A question as people ask it mid-conversation ("how many things now?", "where'd the dog go"),
     with the canonical answer about the latest picture."""
+    if rng.random() < 0.15:
+        return ask_at_turn(rng, scene)
     kind = rng.choices(list(_ASK_FORMS), weights=[30, 25, 15, 10, 10])[0]
     present = [o.cls for o in scene.objects]
     x = rng.choice(present) if present and rng.random() < 0.8 else rng.choice(CLASSES)
@@ -141,6 +143,21 @@ def question_turn_people(rng: random.Random, scene: Scene) -> WorldTurn:
     text = rng.choice(forms).format(x=x, t=t)
     target = None if kind in ("ask_what", "ask_background") else target
     return make_turn(style(rng, text, question=True), answer_question(scene, kind, target), None, "question", question=kind, target=target)
+
+
+_AT_FORMS = ("what is {p}", "anything {p}?", "what did you put {p}", "what's there {p}", "and {p}?",
+             "what have we got {p}", "tell me what's {p}", "whats {p} now", "is anything {p}", "what can i see {p}")
+
+
+def ask_at_turn(rng: random.Random, scene: Scene) -> WorldTurn:
+    """"what's in the top right?", "anything at the bottom?": what is in that place, each thing at
+    its own place, or "There is nothing in the top right."."""
+    taken = [o.slot for o in scene.objects]
+    slot = rng.choice(taken) if taken and rng.random() < 0.7 else (rng.randrange(GRID), rng.randrange(GRID))
+    where = rng.choice([v for v in place_variants(*slot) if v.split()[0] in ("in", "on", "at")])
+    text = rng.choice(_AT_FORMS).format(p=where)
+    reply = answer_at(scene.objects, asked_area(slot, where), slot)
+    return make_turn(style(rng, text, question=True), reply, None, "question", question="ask_at", target=None)
 
 
 _FOLLOW = {

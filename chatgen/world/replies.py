@@ -11,45 +11,21 @@ name a corner ("top left"). The same words appear in every text the assistant wr
 
 from __future__ import annotations
 
-from chatgen.world.scene import CATEGORIES, CLASSES, COLS, ROWS, Obj, Scene, article, plural, slot_name
-
-# Number words for counts 0..4 (a scene holds at most 4 objects): "There are two dogs."
-NUMBERS = ("no", "one", "two", "three", "four")
-
-# Canonical background phrase used after an object list: "..., on grass."
-BG_PHRASE: dict[str, str] = {
-    "grass": "on grass", "sky": "in the sky", "beach": "on the beach",
-    "snow": "in the snow", "night": "at night", "sea": "at sea",
-}
-
-# One of a category: "There is one animal."
-_CATEGORY_SINGULAR = {"animals": "animal", "plants": "plant", "vehicles": "vehicle", "objects": "object"}
-
-
-def join(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    if len(items) <= 1:
-        return "".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def with_article(noun: str) -> str:
-    """"a dog", "an apple"."""
-    return f"{article(noun)} {noun}"
+from chatgen import scene_text
+from chatgen.scene_text import BG_PHRASE, NUMBERS, counted_noun, join, with_article  # noqa: F401 (the world's wording)
+from chatgen.world.scene import CATEGORIES, CLASSES, COLS, ROWS, Obj, Scene, article, slot_name
 
 
 def object_phrase(obj: Obj) -> str:
     """"a dog on the left"."""
-    return f"{article(obj.cls)} {obj.cls} {obj.phrase}"
+    return scene_text.object_phrase(obj)
 
 
 def describe(scene: Scene) -> str:
     """Canonical description: "There is a dog on the left and a tree in the top right, on
     grass." Objects in reading order; "There are no objects, only the grass background."
     for an empty scene."""
-    if not scene.objects:
-        return f"There are no objects, only the {scene.background} background."
-    return f"There is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
+    return scene_text.describe(scene.objects, scene.background)
 
 
 def draw_reply(scene: Scene) -> str:
@@ -59,41 +35,26 @@ def draw_reply(scene: Scene) -> str:
     return f"Here is {join([object_phrase(o) for o in scene.objects])}, {BG_PHRASE[scene.background]}."
 
 
-def counted_noun(what: str, n: int) -> str:
-    """A class or category word for `n` of them: "dog" / "dogs", "animal" / "animals"."""
-    if what in CATEGORIES:
-        return what if n != 1 else _CATEGORY_SINGULAR[what]
-    return what if n == 1 else plural(what)
-
-
 def answer_count(scene: Scene, what: str) -> str:
     """"There are two dogs." / "There is one animal." / "There are no cats."."""
-    n = scene.count(what)
-    return f"There is one {counted_noun(what, 1)}." if n == 1 else f"There are {NUMBERS[n]} {counted_noun(what, n)}."
+    scene.count(what)  # an unknown name raises here
+    return scene_text.answer_count(scene.objects, what, CATEGORIES)
 
 
 def answer_where(scene: Scene, cls: str) -> str:
     """"The dog is on the left." / "There are dogs on the left and at the top." /
     "There is no dog."."""
-    found = scene.find(cls)
-    if not found:
-        return f"There is no {cls}."
-    if len(found) == 1:
-        return f"The {cls} is {found[0].phrase}."
-    return f"There are {plural(cls)} {join([o.phrase for o in found])}."
+    return scene_text.answer_where(scene.objects, cls)
 
 
 def answer_is_there(scene: Scene, cls: str) -> str:
     """"Yes, there is one dog." / "Yes, there are two dogs." / "No, there is no dog."."""
-    n = scene.count(cls)
-    if n == 0:
-        return f"No, there is no {cls}."
-    return f"Yes, {answer_count(scene, cls)[0].lower()}{answer_count(scene, cls)[1:]}"
+    return scene_text.answer_is_there(scene.objects, cls)
 
 
 def answer_background(scene: Scene) -> str:
     """"The background is grass."."""
-    return f"The background is {scene.background}."
+    return scene_text.answer_background(scene.background)
 
 
 def answer_question(scene: Scene, kind: str, target: str | None = None) -> str:

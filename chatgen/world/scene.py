@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field, replace
 
+from chatgen.scene_text import COLS, ROWS, article, plural, slot_name, slot_phrase  # noqa: F401 (the world's words)
+
 # The 24 object classes, in atlas order.
 CLASSES: tuple[str, ...] = (
     "dog", "cat", "rabbit", "fox", "bear", "panda", "frog", "chicken", "bird", "fish",
@@ -21,9 +23,8 @@ CLASSES: tuple[str, ...] = (
 # The 6 backgrounds.
 BACKGROUNDS: tuple[str, ...] = ("grass", "sky", "beach", "snow", "night", "sea")
 
-# Grid geometry: 3 rows x 3 columns of 32x32 px slots on a 96x96 canvas.
-ROWS: tuple[str, ...] = ("top", "middle", "bottom")
-COLS: tuple[str, ...] = ("left", "center", "right")
+# Grid geometry: 3 rows x 3 columns of 32x32 px slots on a 96x96 canvas (the row and column
+# words, plurals, articles and place phrases are chatgen.scene_text's).
 GRID = 3
 SLOT_PX = 32
 CANVAS_PX = GRID * SLOT_PX
@@ -48,36 +49,6 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "vehicles": ("car", "bicycle", "boat"),
     "objects": CLASSES,
 }
-
-_PLURALS = {"fox": "foxes", "fish": "fish", "cactus": "cacti"}
-
-
-def plural(cls: str) -> str:
-    """English plural of a class name ("fox" -> "foxes", "fish" -> "fish")."""
-    return _PLURALS.get(cls, cls + "s")
-
-
-def article(noun: str) -> str:
-    """Indefinite article for a noun ("an apple", "a unicorn", "a dog")."""
-    return "an" if noun[0] in "aeio" or (noun[0] == "u" and not noun.startswith("uni")) else "a"
-
-
-def slot_name(row: int, col: int) -> str:
-    """Full grid name of a slot: "top left", "middle center", "bottom right"."""
-    return f"{ROWS[row]} {COLS[col]}"
-
-
-def slot_phrase(row: int, col: int) -> str:
-    """Canonical location phrase used in every assistant text: "on the left", "in the top
-    right", "at the top", "in the center"."""
-    if (row, col) == (1, 1):
-        return "in the center"
-    if row == 1:
-        return f"on the {COLS[col]}"
-    if col == 1:
-        return f"at the {ROWS[row]}"
-    return f"in the {slot_name(row, col)}"
-
 
 def slots_of(position: str) -> list[tuple[int, int]]:
     """Slots named by a position word or slot name, in reading order.

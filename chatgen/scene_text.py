@@ -1,0 +1,156 @@
+"""The words a grid picture is talked about in: places, plurals, counts and the canonical answers.
+
+A model trained on the scene world answers questions in one fixed wording ("There are two
+dogs.", "The cat is in the top left.", "Yes, there is one fox.", "There is a dog on the left,
+on grass."). This module owns that wording, over anything with `.cls`, `.row` and `.col`
+(the world's `Obj`, or a `Thing` read back from a picture), so the world's generator and the
+request path's answer check (`chatgen.picture_answers`) write the same sentences.
+
+Places: a single word names the middle of an edge ("left" is the middle left slot, "top" the
+top center slot), "center" the middle slot, two words a corner ("top left").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+ROWS: tuple[str, ...] = ("top", "middle", "bottom")
+COLS: tuple[str, ...] = ("left", "center", "right")
+NUMBERS = ("no", "one", "two", "three", "four")  # counts 0..4 (a picture holds at most 4 things)
+
+# The background phrase after an object list: "..., on grass."
+BG_PHRASE: dict[str, str] = {
+    "grass": "on grass", "sky": "in the sky", "beach": "on the beach",
+    "snow": "in the snow", "night": "at night", "sea": "at sea",
+}
+CATEGORY_SINGULAR = {"animals": "animal", "plants": "plant", "vehicles": "vehicle", "objects": "object"}
+_PLURALS = {"fox": "foxes", "fish": "fish", "cactus": "cacti"}
+
+
+class Placed(Protocol):
+    cls: str
+    row: int
+    col: int
+
+
+@dataclass(frozen=True)
+class Thing:
+    """One thing in one slot of a picture."""
+
+    cls: str
+    row: int
+    col: int
+
+
+def plural(cls: str) -> str:
+    """English plural of a class name ("fox" -> "foxes", "fish" -> "fish")."""
+    return _PLURALS.get(cls, cls + "s")
+
+
+def article(noun: str) -> str:
+    """Indefinite article for a noun ("an apple", "a unicorn", "a dog")."""
+    return "an" if noun[0] in "aeio" or (noun[0] == "u" and not noun.startswith("uni")) else "a"
+
+
+def with_article(noun: str) -> str:
+    """"a dog", "an apple"."""
+    return f"{article(noun)} {noun}"
+
+
+def join(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def slot_name(row: int, col: int) -> str:
+    """Full grid name of a slot: "top left", "middle center", "bottom right"."""
+    return f"{ROWS[row]} {COLS[col]}"
+
+
+def slot_phrase(row: int, col: int) -> str:
+    """Canonical location phrase: "on the left", "in the top right", "at the top", "in the center"."""
+    if (row, col) == (1, 1):
+        return "in the center"
+    if row == 1:
+        return f"on the {COLS[col]}"
+    if col == 1:
+        return f"at the {ROWS[row]}"
+    return f"in the {slot_name(row, col)}"
+
+
+def number_word(n: int) -> str:
+    """"no", "one", ... "four", then digits (a picture read back may hold more than the world draws)."""
+    return NUMBERS[n] if n < len(NUMBERS) else str(n)
+
+
+def counted_noun(what: str, n: int) -> str:
+    """A class or category word for `n` of them: "dog" / "dogs", "animal" / "animals"."""
+    if what in CATEGORY_SINGULAR:
+        return what if n != 1 else CATEGORY_SINGULAR[what]
+    return what if n == 1 else plural(what)
+
+
+def count_of(things: Iterable[Placed], what: str, categories: dict[str, Sequence[str]]) -> int:
+    """How many of a class, or of a category ("animals": any of `categories["animals"]`)."""
+    members = set(categories[what]) if what in categories else {what}
+    return sum(t.cls in members for t in things)
+
+
+def object_phrase(thing: Placed) -> str:
+    """"a dog on the left"."""
+    return f"{with_article(thing.cls)} {slot_phrase(thing.row, thing.col)}"
+
+
+def describe(things: Sequence[Placed], background: str) -> str:
+    """"There is a dog on the left and a tree in the top right, on grass." (things in reading
+    order); "There are no objects, only the grass background." for an empty picture."""
+    if not things:
+        return f"There are no objects, only the {background} background."
+    return f"There is {join([object_phrase(t) for t in things])}, {BG_PHRASE[background]}."
+
+
+def answer_count(things: Sequence[Placed], what: str, categories: dict[str, Sequence[str]]) -> str:
+    """"There are two dogs." / "There is one animal." / "There are no cats."."""
+    n = count_of(things, what, categories)
+    return f"There is one {counted_noun(what, 1)}." if n == 1 else f"There are {number_word(n)} {counted_noun(what, n)}."
+
+
+def answer_where(things: Sequence[Placed], cls: str) -> str:
+    """"The dog is on the left." / "There are dogs on the left and at the top." / "There is no dog."."""
+    found = [t for t in things if t.cls == cls]
+    if not found:
+        return f"There is no {cls}."
+    if len(found) == 1:
+        return f"The {cls} is {slot_phrase(found[0].row, found[0].col)}."
+    return f"There are {plural(cls)} {join([slot_phrase(t.row, t.col) for t in found])}."
+
+
+def answer_at(things: Sequence[Placed], area: set[tuple[int, int]], named: tuple[int, int]) -> str:
+    """"What's in the top right?": "There is a tree in the top right." / "There is a dog on the
+    left and a cat in the bottom left." (what is in `area`, each at its own place) / "There is
+    nothing at the top." (`named`: the slot whose phrase names the asked place)."""
+    inside = [t for t in things if (t.row, t.col) in area]
+    if not inside:
+        return f"There is nothing {slot_phrase(*named)}."
+    return f"There is {join([object_phrase(t) for t in inside])}."
+
+
+def yes_no(yes: bool, answer: str) -> str:
+    """"Yes, there are two dogs." from "There are two dogs."."""
+    return f"{'Yes' if yes else 'No'}, {answer[0].lower()}{answer[1:]}"
+
+
+def answer_is_there(things: Sequence[Placed], cls: str) -> str:
+    """"Yes, there is one dog." / "Yes, there are two dogs." / "No, there is no dog."."""
+    if not any(t.cls == cls for t in things):
+        return f"No, there is no {cls}."
+    return yes_no(True, answer_count(things, cls, {}))
+
+
+def answer_background(background: str) -> str:
+    """"The background is grass."."""
+    return f"The background is {background}."
