@@ -23,10 +23,12 @@ the backend's one true sentence instead, again with no picture. Likewise a text 
 the picture ("There is one animal." next to two, "No, the cat is on the right." to "is the cat
 on the right?") keeps the answer the picture supports (`Backend.check_answer`); the model's
 words stay in the turn's metadata (`corrected_answer`). And a masked edit's reply is checked
-against what the painted part holds (`Backend.check_masked`): "There is nothing in the part you
+against what the painted part holds (`Backend.check_request`): "There is nothing in the part you
 painted" over a cat is answered again, "Done: the cat is now a dog." when the painted cell holds
 a rabbit is drawn again after "Done: the rabbit is now a dog.", an edit over an empty painted
-place keeps the world's honest sentence (metadata `masked_first_reply`: the first reply).
+place keeps the world's honest sentence; "add a bird above the house" answered with a bird
+elsewhere is drawn again after "Done: added a bird <above the house>." (`Backend.check_request`;
+metadata `first_reply`: the first reply).
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .events import Event, ImageDone, ImageRow, ReplyDone, TextDelta
 from .images import check_mask_fits, read_image
-from .mask_claims import REFUSALS, Redo, Say
+from .edit_claims import Redo, Say
+from .mask_claims import REFUSALS
 from .params import GenerationParams
 from .provenance import Provenance, reply_png
 from .safety import Safety
@@ -184,17 +187,18 @@ class Assistant:
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through (with an image classifier on, a picture is
         #    shown only once it passed: no previews; ImageDone waits for the check). ReplyDone
-        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit
-        #    on a backend that reads pictures is held until its reply is checked against what the
-        #    painted part holds (`Backend.check_masked`): a reply that misjudged it is answered
-        #    again (after the done text that fits, or not allowed to start with a refusal), or
-        #    replaced by the honest sentence that fits.
+        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit or
+        #    a thing placed by another ("above the house"), on a backend that reads pictures, is held
+        #    until its reply is checked against what was asked of the picture (`Backend.check_request`):
+        #    a reply that misjudged it is answered again (after the done text that fits, or not
+        #    allowed to start with a refusal), or replaced by the honest sentence that fits.
         screened = self.safety is not None and self.safety.image_classifier is not None
-        masked = message.mask is not None and self.backend.reads_pictures
-        done, held = yield from self._generate(prompt, p, cancel, screened, hold=masked)
+        checked = self.backend.redoes(message.text, message.mask)
+        done, held = yield from self._generate(prompt, p, cancel, screened, hold=checked)
         said = model_said = None
-        if masked and not done.cancelled:
-            verdict = self.backend.check_masked(done.text, message.text, message.mask, self.backend.decode_image(prompt.source_codes))
+        if checked and not done.cancelled:
+            about = self._start_codes(session, message, prompt)
+            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about)) if about is not None else None
             if isinstance(verdict, Say):
                 said, model_said = verdict.text, done.text
                 done = replace(done, image=None)
@@ -260,7 +264,7 @@ class Assistant:
             metadata["corrected_answer"] = done.text  # what the model said; the turn keeps `corrected`
             withheld = corrected
         if model_said is not None:
-            metadata["masked_first_reply"] = model_said  # the model's reply before the painted part's check
+            metadata["first_reply"] = model_said  # the model's reply before `check_request`
         if said is not None:
             withheld = said
         for ev in held:  # the events that waited for the checks; a withheld picture is in none of them

@@ -9,9 +9,11 @@ picture the edit started from and in the picture it made:
    a cat" with no fish) is false (a move is read as where the thing is now: "the sun is now at
    the top" holds when a sun is there, whether it was moved or drawn anew): the reply is `absent_reply(cls)`, the sentence the world uses for such edits (or
    `NO_PICTURE` when there was no picture at all);
-2. a claim the new picture does not show ("added a cat on the left" with no new cat there,
+2. an add that takes the new picture past the world's limits (a fifth thing, a fourth of one
+   kind) gets the world's refusal ("I can't add a dog: a picture holds at most 4 objects.");
+3. a claim the new picture does not show ("added a cat on the left" with no new cat there,
    "the background is now snow" on grass) is false: the reply is `MISSED`;
-3. otherwise (every claim holds, or the text is not one this module can read) nothing is said.
+4. otherwise (every claim holds, or the text is not one this module can read) nothing is said.
 
 The assistant then keeps that one sentence and no picture (the person's picture stays as it
 was), so a reply never claims a change its picture does not show.
@@ -23,10 +25,24 @@ import re
 from dataclasses import dataclass
 
 from .scene_reader import Reading
-from .scene_text import COLS, ROWS
+from .scene_text import COLS, ROWS, limit_reply
 
 MISSED = "That did not work: the picture I made did not show the change, so I kept the picture as it was."
 NO_PICTURE = "There is no picture to change yet. Ask me to draw one, for example a dog on the grass."
+
+
+@dataclass(frozen=True)
+class Say:
+    """A reply to replace with this honest sentence, and no picture."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Redo:
+    """A reply to answer again: after this done text (None: any answer but a refusal)."""
+
+    text: str | None
 
 
 def absent_reply(cls: str) -> str:
@@ -135,9 +151,10 @@ def parse_done(text: str, classes, backgrounds) -> list[Claim] | None:
     return claims or None
 
 
-def check_claims(claims: list[Claim], before: Reading | None, after: Reading) -> str | None:
+def check_claims(claims: list[Claim], before: Reading | None, after: Reading, limits: tuple[int, int] | None = None) -> str | None:
     """The sentence that replaces a reply whose claims the pictures contradict (see the module
-    doc), or None when they hold. `before` is None when the edit had no picture to start from."""
+    doc), or None when they hold. `before` is None when the edit had no picture to start from;
+    `limits` (most things in a picture, most of one kind), when known, refuse an add past them."""
     def had(cls: str) -> int:
         return before.count(cls) if before is not None else 0
 
@@ -147,7 +164,15 @@ def check_claims(claims: list[Claim], before: Reading | None, after: Reading) ->
         if c.kind in ("remove", "replace") and had(c.cls) == 0 and c.cls not in made:
             return absent_reply(c.cls) if before is not None else NO_PICTURE
         made.update([c.cls] if c.kind == "add" else [c.new] if c.kind == "replace" else [])
-    # 2. A change the new picture does not show.
+    # 2. An add past the world's limits ("add a dog too" to four things: a fifth drawn).
+    if limits is not None:
+        things = sum(label is not None for row in after.labels for label in row)
+        for c in claims:
+            if c.kind == "add" and things > limits[0]:
+                return limit_reply(c.cls, "too_many_objects")
+            if c.kind == "add" and after.count(c.cls) > limits[1]:
+                return limit_reply(c.cls, "too_many_of_class")
+    # 3. A change the new picture does not show.
     for c in claims:
         if c.kind == "background":
             ok = after.background == c.new

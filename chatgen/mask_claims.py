@@ -20,9 +20,8 @@ reply should have been, as one of:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from .edit_claims import Claim, parse_done
+from .edit_claims import Claim, Redo, Say, parse_done
 from .scene_reader import Reading
 from .scene_text import slot_phrase, with_article
 
@@ -40,20 +39,6 @@ def taken_reply(cls: str) -> str:
 
 
 REFUSALS = (NOTHING_PAINTED, outside_reply("cat"), taken_reply("cat"))  # their first words are what a redo may not start with
-
-
-@dataclass(frozen=True)
-class Say:
-    """Keep this honest sentence and no picture."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Redo:
-    """Answer again: after this done text (None: any answer but a refusal)."""
-
-    text: str | None
 
 
 def _named(user_text: str, cls: str) -> bool:

@@ -116,26 +116,10 @@ _NOT_A_SIDE = re.compile(r",\s*right\s*\??\s*$|\bam i right\b|\b(?<!the )(?<!low
 _PLACE_WORDS = ("top", "upper", "bottom", "lower", "left", "right", "middle", "center", "central")
 
 
-def _one_slip(a: str, b: str) -> bool:
-    """Whether `a` is `b` with one letter added, dropped, changed, or two neighbours swapped."""
-    if abs(len(a) - len(b)) > 1 or a == b:
-        return False
-    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
-    return a[i + 1:] == b[i + 1:] or a[i:] == b[i + 1:] or a[i + 1:] == b[i:] or (a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
-
-
-def _place_word(token: str) -> str:
-    """A place word typed with one slip ("midle", "rigth", "letf", "lft") as that word; others as they
-    are (same first letter: "flower" is not "lower", "light" not "right")."""
-    if len(token) < 3 or token in _PLACE_WORDS or token in ("let", "lots", "lets"):
-        return token
-    return next((w for w in _PLACE_WORDS if w[0] == token[0] and len(w) > 3 and _one_slip(token, w)), token)  # "too" is not "top"
-
-
 def _words(question: str) -> str:
     """The question in lower case, place words' slips mended, "right" that is not a side left out,
     punctuation as spaces: " is the cat on the right "."""
-    text = re.sub(r"[a-z]+", lambda m: _place_word(m.group()), question.lower().replace("centre", "center").replace("-", " "))
+    text = st.mend(question.lower().replace("centre", "center").replace("-", " "), _PLACE_WORDS)
     text = _NOT_A_SIDE.sub(" ", text.strip())
     return " " + " ".join(re.sub(r"[^a-z0-9 ]+", " ", text).split()) + " "
 

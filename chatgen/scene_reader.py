@@ -62,6 +62,7 @@ class SceneReader:
     blur: float = 1.0  # gaussian blur radius applied to image and templates alike
     bg_percentile: float = 40  # percentile of per-pixel error used to pick the background
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group word -> its classes ("animals": dog, cat, ...), for answers about groups
+    limits: tuple[int, int] | None = None  # (most things in a picture, most of one kind) the world draws; None: not known
     remembered: int = 64  # readings kept by image content (an edit's picture is read again as the next edit's start)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # digest of the pixels -> Reading
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # readers on several threads
@@ -142,6 +143,7 @@ class SceneReader:
             canvases=np.stack([self.canvases[b] for b in backgrounds]), templates=np.stack([self.templates[b] for b in backgrounds]),
             settings=np.array([self.grid, self.slot_px, self.inner, self.pool, self.blur, self.bg_percentile], dtype=np.float64),
             categories=np.array([f"{name}:{','.join(members)}" for name, members in self.categories.items()], dtype=str),
+            **({"limits": np.array(self.limits, dtype=np.int64)} if self.limits is not None else {}),
         )
         return path
 
@@ -155,6 +157,7 @@ class SceneReader:
                 groups = dict(str(g).split(":", 1) for g in f["categories"]) if "categories" in f.files else {}  # older files have none
                 return cls(tuple(str(c) for c in f["classes"]), dict(zip(backgrounds, f["canvases"].astype(np.float32))),
                            dict(zip(backgrounds, f["templates"].astype(np.float32))), int(grid), int(slot_px), int(inner), int(pool), blur, pct,
-                           {name: tuple(members.split(",")) for name, members in groups.items()})
+                           {name: tuple(members.split(",")) for name, members in groups.items()},
+                           tuple(int(x) for x in f["limits"]) if "limits" in f.files else None)
         except (OSError, KeyError, ValueError) as e:
             raise ChatgenError(f"the scene reader {path} cannot be read ({e}); delete it or copy it again from the checkpoint") from e

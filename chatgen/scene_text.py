@@ -13,6 +13,7 @@ top center slot), "center" the middle slot, two words a corner ("top left").
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -154,3 +155,34 @@ def answer_is_there(things: Sequence[Placed], cls: str) -> str:
 def answer_background(background: str) -> str:
     """"The background is grass."."""
     return f"The background is {background}."
+
+
+def limit_reply(cls: str, reason: str) -> str:
+    """Refusal of an add that breaks a scene limit (`reason`: "too_many_objects" or "too_many_of_class")."""
+    if reason == "too_many_objects":
+        return f"I can't add {with_article(cls)}: a picture holds at most 4 objects."
+    return f"I can't add another {cls}: a picture holds at most 3 of one kind."
+
+
+def _one_slip(a: str, b: str) -> bool:
+    """Whether `a` is `b` with one letter added, dropped, changed, or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
+    return a[i + 1:] == b[i + 1:] or a[i:] == b[i + 1:] or a[i + 1:] == b[i:] or (a[i:i + 2] == b[i:i + 2][::-1] and a[i + 2:] == b[i + 2:])
+
+
+_NOT_MENDED = frozenset(("let", "lets", "lots", "too", "two", "tip"))  # words one slip from a place word that are words of their own
+
+
+def mend(text: str, words: Sequence[str]) -> str:
+    """Lower-case `text` with each word typed one slip away from one of `words` (4+ letters, same
+    first letter) written as that word: "the lfet of the fish" -> "the left of the fish". Others
+    stay as they are: "flower" is not "lower", "light" not "right", "too" not "top"."""
+    def one(m: re.Match) -> str:
+        token = m.group()
+        if len(token) < 3 or token in words or token in _NOT_MENDED:
+            return token
+        return next((w for w in words if w[0] == token[0] and len(w) > 3 and _one_slip(token, w)), token)
+
+    return re.sub(r"[a-z]+", one, text.lower())

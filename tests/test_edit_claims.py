@@ -10,6 +10,7 @@ from chatgen import world
 from chatgen.defaults import SHIPPED
 from chatgen.edit_claims import MISSED, NO_PICTURE, Claim, absent_reply, check_claims, parse_done, slot_of
 from chatgen.errors import ChatgenError
+from chatgen.world.replies import limit_reply
 from chatgen.scene_reader import SceneReader
 from chatgen.world import Obj, Scene
 
@@ -98,6 +99,17 @@ def test_claims_against_the_pictures():
     moved_foxes = reading(Scene("snow", (Obj("fox", 1, 1), Obj("fox", 2, 2))))
     assert check_claims([Claim("remove", "fox"), Claim("add", "fox", slot=(2, 2)), Claim("move", "fox", slot=(1, 1))], foxes, moved_foxes) is None
     assert check_claims([Claim("add", "fox", slot=(2, 2))], foxes, moved_foxes) == MISSED  # no more foxes than before: nothing was added
+    # 4. an add past the world's limits: its refusal (seen on evals/fresh: "add a dog too" to four things drew a fifth)
+    four = reading(Scene("grass", (Obj("sun", 0, 0), Obj("cloud", 0, 2), Obj("tree", 2, 0), Obj("house", 2, 2))))
+    five = reading(Scene("grass", (Obj("sun", 0, 0), Obj("cloud", 0, 2), Obj("tree", 2, 0), Obj("house", 2, 2))))
+    five = dc_replace(five, labels=(five.labels[0], (None, "dog", None), five.labels[2]))
+    limits = world.world_reader().limits
+    assert limits == (world.MAX_OBJECTS, world.MAX_PER_CLASS)
+    assert check_claims([Claim("add", "dog", slot=(1, 1))], four, five, limits) == limit_reply("dog", "too_many_objects")
+    assert check_claims([Claim("add", "dog", slot=(1, 1))], four, five) is None  # limits not known: not checked
+    cats = reading(Scene("grass", (Obj("cat", 0, 0), Obj("cat", 0, 2), Obj("cat", 2, 0))))
+    four_cats = dc_replace(cats, labels=(cats.labels[0], (None, "cat", None), cats.labels[2]))
+    assert check_claims([Claim("add", "cat", slot=(1, 1))], cats, four_cats, limits) == limit_reply("cat", "too_many_of_class")
 
 
 def test_the_reader_file_round_trips_and_reads_like_the_world_detector(tmp_path):

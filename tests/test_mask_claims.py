@@ -76,14 +76,14 @@ def test_a_misjudged_painted_part_is_drawn_again_on_the_shipped_model():
     a.respond(s, "draw a rabbit in the top left, a cat on the right and a cat at the bottom, on grass", p)
     assert world.detect(s.last_image()) == Scene("grass", (Obj("rabbit", 0, 0), Obj("cat", 1, 2), Obj("cat", 2, 1)))
     r = masked("make this a fox", (1, 2))
-    assert world.detect(r.image) == Scene("grass", (Obj("rabbit", 0, 0), Obj("fox", 1, 2), Obj("cat", 2, 1))) and "masked_first_reply" not in r.metadata
+    assert world.detect(r.image) == Scene("grass", (Obj("rabbit", 0, 0), Obj("fox", 1, 2), Obj("cat", 2, 1))) and "first_reply" not in r.metadata
     r = masked("remove this", (1, 1))
-    assert (r.text, r.image) == (NOTHING_PAINTED, None) and r.metadata["masked_first_reply"].startswith("Done: removed the ")
+    assert (r.text, r.image) == (NOTHING_PAINTED, None) and r.metadata["first_reply"].startswith("Done: removed the ")
     assert world.detect(s.last_image()).count("cat") == 1  # the person's picture as it was
     r = masked("add a balloon here", (0, 2))
-    assert r.metadata["masked_first_reply"].startswith("The part you painted already holds") and r.text == "Done: added a balloon in the top right."
+    assert r.metadata["first_reply"].startswith("The part you painted already holds") and r.text == "Done: added a balloon in the top right."
     assert world.detect(r.image) == Scene("grass", (Obj("rabbit", 0, 0), Obj("balloon", 0, 2), Obj("fox", 1, 2), Obj("cat", 2, 1)))
     r = masked("erase this", (2, 1))
-    assert r.metadata["masked_first_reply"] == "Done: removed the fox." and r.text == "Done: removed the cat."
+    assert r.metadata["first_reply"] == "Done: removed the fox." and r.text == "Done: removed the cat."
     assert world.detect(r.image) == Scene("grass", (Obj("rabbit", 0, 0), Obj("balloon", 0, 2), Obj("fox", 1, 2)))
     assert a.backend.decode_text(s.turns[r.turn_id].reply_ids) == "Done: removed the cat."  # later turns read the words that fit

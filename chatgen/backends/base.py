@@ -60,10 +60,16 @@ class Backend(ABC):
         None when it holds, or when this backend cannot read pictures (the default)."""
         return None
 
-    def check_masked(self, text: str, user_text: str, mask: Image.Image, before: Image.Image):
-        """For a masked edit: what its reply `text` should have been given what the painted part of
-        `before` holds (`chatgen.mask_claims`: `Say`, `Redo`), or None when it fits, when the text is
-        not one this backend reads, or when it cannot read pictures (the default)."""
+    def redoes(self, text: str, mask: Image.Image | None) -> bool:
+        """Whether `check_request` may ask to answer a message again (its reply's events are then held
+        until it is checked); False for a backend that cannot read pictures (the default)."""
+        return False
+
+    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image):
+        """An edit's reply `text` checked against what the message asked of the picture `before`:
+        what it should have been (`chatgen.edit_claims.Say` or `Redo`; a masked edit against what the
+        painted part holds, "add a bird above the house" against where the house is), or None when it
+        fits, when the text is not one this backend reads, or when it cannot read pictures (the default)."""
         return None
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:

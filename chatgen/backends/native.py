@@ -9,7 +9,7 @@ A native checkpoint is a folder:
     reader.npz        optional: a `SceneReader` of the pictures it was trained on; with it, a done
                       edit's claim is checked against the pictures before and after (`check_edit`)
                       and a text answer's facts against the picture it is about (`check_answer`),
-                      and a masked edit's reply against what the painted part holds (`check_masked`)
+                      and an edit's reply against what the message asked of the picture (`check_request`)
 
 `NativeBackend.from_pretrained(path)` loads it; `save_pretrained(path)` writes it.
 """
@@ -32,6 +32,7 @@ from ..batching import BatchDecoder
 from ..errors import ChatgenError
 from ..edit_claims import check_claims, parse_done
 from ..mask_claims import check_masked
+from ..relative_places import check_relative, names_a_relation
 from ..picture_answers import Names, check_answer
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
@@ -203,14 +204,21 @@ class NativeBackend(Backend):
         claims = parse_done(text, self.reader.classes, self.reader.canvases)
         if claims is None:
             return None
-        return check_claims(claims, self.reader.read(before) if before is not None else None, self.reader.read(after))
+        return check_claims(claims, self.reader.read(before) if before is not None else None, self.reader.read(after), self.reader.limits)
 
-    def check_masked(self, text: str, user_text: str, mask: Image.Image, before: Image.Image):
-        """With a scene reader and a model trained on masks: the reply a masked edit should have had,
-        given what the painted cells of `before` hold (`chatgen.mask_claims`), else None."""
-        if self.reader is None or not self.config.mask_regions:
+    def redoes(self, text: str, mask: Image.Image | None) -> bool:
+        return self.reader is not None and ((mask is not None and self.config.mask_regions) or names_a_relation(text))
+
+    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image):
+        """With a scene reader: a masked edit's reply against what the painted cells of `before` hold
+        (`chatgen.mask_claims`, for a model trained on masks), any other against the place it was asked
+        to put a thing relative to another (`chatgen.relative_places`); None when it fits."""
+        if self.reader is None:
             return None
-        return check_masked(text, user_text, mask_regions(mask), self.reader.read(before), self.reader.classes, self.reader.canvases)
+        reading = self.reader.read(before)
+        if mask is not None:
+            return check_masked(text, user_text, mask_regions(mask), reading, self.reader.classes, self.reader.canvases) if self.config.mask_regions else None
+        return check_relative(text, user_text, reading, self.reader.classes, self.reader.canvases)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else

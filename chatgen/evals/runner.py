@@ -162,7 +162,7 @@ def _turn(assistant, session: Session, steps: list[_Step], turn: ScriptedTurn, r
     res.latency_s = round(time.perf_counter() - t0, 4)
     res.reply_text = reply.text or ""
     meta = reply.metadata or {}
-    res.model_text = meta.get("corrected_answer", meta.get("contradicted_claim"))
+    res.model_text = meta.get("corrected_answer", meta.get("contradicted_claim", meta.get("first_reply")))
     image = reply.image
     grid = Grid.of_image(image) if image is not None else None
     res.detected = grid.to_dict() if grid is not None else None

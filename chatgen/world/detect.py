@@ -70,7 +70,7 @@ def world_reader() -> SceneReader:
         for cls in CLASSES:
             feats.append(proto.slot_features(proto.blurred(Image.fromarray(render_array(Scene(bg, (Obj(cls, 1, 1),))), "RGB")), 1, 1))
         templates[bg] = np.stack(feats)  # (25, D)
-    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE, dict(CATEGORIES))
+    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE, dict(CATEGORIES), (MAX_OBJECTS, MAX_PER_CLASS))
 
 
 def detect_slots(image: Image.Image) -> Detection:

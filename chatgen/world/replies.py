@@ -12,7 +12,7 @@ name a corner ("top left"). The same words appear in every text the assistant wr
 from __future__ import annotations
 
 from chatgen import scene_text
-from chatgen.scene_text import BG_PHRASE, NUMBERS, counted_noun, join, with_article  # noqa: F401 (the world's wording)
+from chatgen.scene_text import BG_PHRASE, NUMBERS, counted_noun, join, limit_reply, with_article  # noqa: F401 (the world's wording)
 from chatgen.world.scene import CATEGORIES, CLASSES, COLS, ROWS, Obj, Scene, article, slot_name
 
 
@@ -97,14 +97,6 @@ def clarify_question(cls: str, labels: list[str]) -> str:
 def out_of_world_reply(name: str) -> str:
     """"I can't draw a giraffe; I can draw: dog, cat, ..."."""
     return f"I can't draw {article(name)} {name}; I can draw: {', '.join(CLASSES)}."
-
-
-def limit_reply(cls: str, reason: str) -> str:
-    """Refusal of an add that breaks a scene limit."""
-    if reason == "too_many_objects":
-        return f"I can't add {article(cls)} {cls}: a picture holds at most 4 objects."
-    return f"I can't add another {cls}: a picture holds at most 3 of one kind."
-
 
 
 # ---- honest replies: what the assistant says instead of a picture it cannot make -----------------

@@ -1,0 +1,119 @@
+"""A place said relative to another thing ("add a bird above the house"), checked against a done reply.
+
+People place things by other things: "put a ball next to the dog", "a cloud right under the
+sun", "move the moon above the car", "a fish between the cat and the frog". The scene world
+gives these one meaning (`chatgen.world.people_turns`): above / below / left of / right of is
+the neighbouring slot on that side, next to / beside / by the one free neighbour, between two
+things in a line the slot in the middle. A small model often puts the thing somewhere else
+and says so truly ("Done: added a ball at the top."). With a `SceneReader`'s view of the picture
+the edit started from, `check_relative` finds the slot the words mean and, when a done reply
+that adds or moves one thing put it elsewhere, returns the done text that fits (`Redo`): the
+model draws again after it.
+
+Left alone (None): a message with no such words, a move whose destination is said outright
+(the relative words then pick which thing moves), an anchor that is not there or is there more
+than once, an anchor said with "it" or "them", a meant slot that is taken or off the grid, a
+reply that is not one add or one move.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .edit_claims import Claim, Redo, parse_done
+from .scene_reader import Reading
+from .scene_text import mend, plural, slot_phrase, with_article
+
+_STEPS = {"above": (-1, 0), "below": (1, 0), "left": (0, -1), "right": (0, 1)}
+_WORDS = (  # longest first: "to the right of" before "right of"
+    ("left", r"(?:to|on) the left (?:side )?of|left of"), ("right", r"(?:to|on) the right (?:side )?of|right of"),
+    ("above", r"above|over|on top of"), ("below", r"below|under|underneath|beneath"),
+    ("next", r"next to|beside|by|alongside"), ("between", r"in between|between"),
+)
+RELATION = re.compile(r"\b(" + "|".join(w for _, w in _WORDS) + r")\s+(?:the\s+)?([a-z]+)(?:\s+and\s+(?:the\s+)?([a-z]+))?")
+
+
+_MENDED = ("left", "right", "above", "below", "under", "underneath", "beneath", "beside", "between", "next")
+
+
+def _lower(text: str) -> str:
+    """The message in lower case, relation words typed with one slip mended ("the lfet of")."""
+    return mend(text, _MENDED)
+
+
+def names_a_relation(text: str) -> bool:
+    """Whether a message places something by another thing (the check may then redo the reply)."""
+    return RELATION.search(_lower(text)) is not None
+
+
+def _relation(word: str) -> str:
+    return next(rel for rel, pattern in _WORDS if re.fullmatch(pattern, word))
+
+
+def meant_slot(user_text: str, before: Reading, classes) -> tuple[int, int] | None:
+    """The free slot the message's relative place means on `before`, or None (see the module doc)."""
+    nouns = {c: c for c in classes} | {plural(c): c for c in classes}
+    found = [m for m in RELATION.finditer(_lower(user_text)) if m.group(2) in nouns]
+    if len(found) != 1:
+        return None
+    m = found[0]
+    rel, anchor = _relation(m.group(1)), nouns[m.group(2)]
+    where = [(r, c) for r, row in enumerate(before.labels) for c, label in enumerate(row) if label == anchor]
+    if len(where) != 1:
+        return None
+    (ar, ac), grid = where[0], len(before.labels)
+
+    def free(slot):
+        return 0 <= slot[0] < grid and 0 <= slot[1] < grid and before.labels[slot[0]][slot[1]] is None
+
+    if rel == "between":
+        other = nouns.get(m.group(3) or "")
+        there = [(r, c) for r, row in enumerate(before.labels) for c, label in enumerate(row) if label == other]
+        if other is None or len(there) != 1:
+            return None
+        (br, bc) = there[0]
+        mid = ((ar + br) // 2, (ac + bc) // 2)
+        in_line = (ar == br or ac == bc) and abs(ar - br) + abs(ac - bc) == 2
+        return mid if in_line and free(mid) else None
+    if rel == "next":
+        around = [(ar + dr, ac + dc) for dr, dc in (_STEPS["right"], _STEPS["left"], _STEPS["below"], _STEPS["above"])]
+        open_ = [s for s in around if free(s)]
+        return open_[0] if open_ else None
+    slot = (ar + _STEPS[rel][0], ac + _STEPS[rel][1])
+    return slot if free(slot) else None
+
+
+def check_relative(text: str, user_text: str, before: Reading, classes, backgrounds) -> Redo | None:
+    """The done text that puts the thing where the message's relative place means, when the reply
+    `text` (one add or one move) put it elsewhere; else None."""
+    claims = parse_done(text, classes, backgrounds)
+    if claims is None or len(claims) != 1 or claims[0].kind not in ("add", "move"):
+        return None
+    slot = meant_slot(user_text, before, classes)
+    c = claims[0]
+    if slot is None or c.slot == slot or _next_to_ok(user_text, before, c, classes) or (c.kind == "move" and _said_outright(user_text)):
+        return None
+    if c.kind == "add":
+        return Redo(f"Done: added {with_article(c.cls)} {slot_phrase(*slot)}.")
+    return Redo(f"Done: the {c.cls} is now {slot_phrase(*slot)}.")
+
+
+_PLACE = re.compile(r"\b(left|right|top|bottom|middle|center|centre|corner|up|down)\b")
+
+
+def _said_outright(user_text: str) -> bool:
+    """Whether a move's destination is said without the relative words ("move the boat left of the
+    balloon to the right": the relative words pick which boat)."""
+    text = _lower(user_text)
+    return _PLACE.search(RELATION.sub(" ", text)) is not None
+
+
+def _next_to_ok(user_text: str, before: Reading, c: Claim, classes) -> bool:
+    """"next to the dog" is any free slot beside it: a reply that took another one is right too."""
+    m = RELATION.search(_lower(user_text))
+    if m is None or _relation(m.group(1)) != "next":
+        return False
+    anchor = {cl: cl for cl in classes} | {plural(cl): cl for cl in classes}
+    cls = anchor.get(m.group(2))
+    where = [(r, col) for r, row in enumerate(before.labels) for col, label in enumerate(row) if label == cls]
+    return len(where) == 1 and abs(where[0][0] - c.slot[0]) + abs(where[0][1] - c.slot[1]) == 1 and before.labels[c.slot[0]][c.slot[1]] is None
