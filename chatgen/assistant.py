@@ -187,8 +187,9 @@ class Assistant:
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through (with an image classifier on, a picture is
         #    shown only once it passed: no previews; ImageDone waits for the check). ReplyDone
-        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit or
-        #    a thing placed by another ("above the house"), on a backend that reads pictures, is held
+        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit, a
+        #    thing placed by another ("above the house") or a drawing of things at named places, on
+        #    a backend that reads pictures, is held
         #    until its reply is checked against what was asked of the picture (`Backend.check_request`):
         #    a reply that misjudged it is answered again (after the done text that fits, or not
         #    allowed to start with a refusal), or replaced by the honest sentence that fits.
@@ -198,7 +199,7 @@ class Assistant:
         said = model_said = None
         if checked and not done.cancelled:
             about = self._start_codes(session, message, prompt)
-            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about)) if about is not None else None
+            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about) if about is not None else None)
             if isinstance(verdict, Say):
                 said, model_said = verdict.text, done.text
                 done = replace(done, image=None)
