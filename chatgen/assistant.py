@@ -47,7 +47,7 @@ from .conversation import Message, Session, Turn
 from .errors import ChatgenError
 from .events import Event, ImageDone, ImageRow, ReplyDone, TextDelta
 from .images import check_mask_fits, read_image
-from .edit_claims import Redo, Say
+from .edit_claims import MISSED, Redo, Say
 from .mask_claims import REFUSALS
 from .params import GenerationParams
 from .provenance import Provenance, reply_png
@@ -221,8 +221,11 @@ class Assistant:
         #    So is a picture that contradicts what the text says was done (`Backend.check_edit`:
         #    "Done: removed the fish." with no fish before), for a backend that reads pictures.
         contradicted = corrected = None
-        if image is not None and not cancelled and not unchanged and self.backend.reads_pictures:
+        #    An unchanged picture whose text names a thing that was not there gets the sentence for that
+        #    ("There is no bicycle in the picture, ..."), which says more than "Nothing changed".
+        if image is not None and not cancelled and self.backend.reads_pictures:
             contradicted = self.backend.check_edit(done.text, self.backend.decode_image(source) if source is not None else None, image)
+            contradicted = None if unchanged and contradicted == MISSED else contradicted
         #    A text answer is checked against the picture it is about (`Backend.check_answer`).
         if image is None and not cancelled and self.backend.reads_pictures:
             about = self._start_codes(session, message, prompt)

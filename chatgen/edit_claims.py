@@ -7,7 +7,8 @@ picture the edit started from and in the picture it made:
 
 1. a claim about a thing the first picture did not have ("removed the fish", "the fish is now
    a cat" with no fish) is false (a move is read as where the thing is now: "the sun is now at
-   the top" holds when a sun is there, whether it was moved or drawn anew): the reply is `absent_reply(cls)`, the sentence the world uses for such edits (or
+   the top" holds when a sun is there, whether it was moved or drawn anew: people ask for a new
+   thing that way too, "and the sun, up in the top right"): the reply is `absent_reply(cls)`, the sentence the world uses for such edits (or
    `NO_PICTURE` when there was no picture at all);
 2. an add that takes the new picture past the world's limits (a fifth thing, a fourth of one
    kind) gets the world's refusal ("I can't add a dog: a picture holds at most 4 objects.");

@@ -136,7 +136,7 @@ def test_a_done_reply_the_pictures_contradict_keeps_one_true_sentence_and_no_pic
     without the dog (a real change) claims a fish that was never there: the turn keeps the
     world's sentence for it, no picture and no image tokens. The same picture with "Done:
     removed the dog." is true and kept; "Done: added a cat on the left." over it is not."""
-    from chatgen.assistant import Assistant
+    from chatgen.assistant import UNCHANGED, Assistant
     from chatgen.backends import load_backend
     from chatgen.conversation import Session
     from chatgen.events import ReplyDone
@@ -170,3 +170,10 @@ def test_a_done_reply_the_pictures_contradict_keeps_one_true_sentence_and_no_pic
     r = a.respond(s, "remove the dog", {"temperature": 0.0, "seed": 0})
     assert r.text == "Done: removed the dog." and r.image is not None and "contradicted_claim" not in r.metadata
     assert np.asarray(r.image).shape[:2] == np.asarray(first.image).shape[:2]
+    # the same picture again (nothing changed): a text about a thing that is not there says so; other texts get "Nothing changed"
+    monkeypatch.setattr(a.backend, "stream", saying("Done: the bicycle is now a house."))
+    r = a.respond(s, "make the bicycle a house", {"temperature": 0.0, "seed": 0})
+    assert r.text == absent_reply("bicycle") and r.image is None and r.metadata["unchanged_picture"]
+    monkeypatch.setattr(a.backend, "stream", saying("Done: added a cat on the left."))
+    r = a.respond(s, "add a cat on the left", {"temperature": 0.0, "seed": 0})
+    assert r.text == UNCHANGED and r.image is None
