@@ -7,7 +7,8 @@ own picture wrong after a few edits ("There is one animal." next to two). `check
 such an answer (`parse_answer`), says the same thing about what the reader sees (same kind of
 answer, same thing asked about), and returns that sentence when it differs:
 
-1. counts, places, the background and descriptions are said again from the reading;
+1. counts, places, the background and descriptions are said again from the reading (a whole
+   description given to "what is in the top left?" becomes what is in the top left);
 2. a yes/no answer ("Yes, ..." / "No, ...") gets its fact from the reading, and its verdict from
    comparing that fact with what the question asked (`asked_place`, `asked_number`,
    `asked_background`, "gone"/"removed" questions); when the question names nothing the
@@ -192,10 +193,16 @@ def _statement(answer: Answer, things: list[st.Thing], background: str, names: N
     if answer.kind == "background":
         return st.answer_background(background)
     if answer.kind == "describe":
+        area = asked_place(question) if _WHAT.search(question.lower()) else None
+        if area is not None and len(area) < 9:  # "what is in the top left?" answered with the whole picture: the asked place
+            return st.answer_at(things, area, _named(area))
         return st.describe(things, background)
     if answer.kind == "count":
         return st.answer_count(things, answer.target, names.categories)
     return st.answer_where(things, answer.target)
+
+
+_WHAT = re.compile(r"\b(what|whats|what's|anything|which)\b")
 
 
 def _named(area: set[tuple[int, int]]) -> tuple[int, int]:

@@ -140,3 +140,8 @@ def test_what_is_at_a_place():
     assert check_answer("There is a cat at the bottom.", "what's at the bottom?", r, NAMES) == "There is a cat in the bottom left."
     assert check_answer("There is a cat in the center.", "what's in the middle", r, NAMES) == "There is nothing in the center."
     assert check_answer("There is a cat in the center.", "what's there?", r, NAMES) is None  # no place asked: nothing to check against
+    # the whole picture described to a question about one place (the shipped model, in the browser)
+    whole = "There is a tree in the top right, a dog on the left and a cat in the bottom left, in the snow."
+    assert check_answer(whole, "what is in the top left?", r, NAMES) == "There is nothing in the top left."
+    assert check_answer(whole, "what is in the top right?", r, NAMES) == "There is a tree in the top right."
+    assert check_answer(whole, "what's in the picture?", r, NAMES) is None
