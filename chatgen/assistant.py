@@ -199,7 +199,7 @@ class Assistant:
         said = model_said = None
         if checked and not done.cancelled:
             about = self._start_codes(session, message, prompt)
-            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about) if about is not None else None)
+            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about) if about is not None else None, done.image)
             if isinstance(verdict, Say):
                 said, model_said = verdict.text, done.text
                 done = replace(done, image=None)

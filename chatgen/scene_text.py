@@ -101,6 +101,11 @@ def count_of(things: Iterable[Placed], what: str, categories: dict[str, Sequence
     return sum(t.cls in members for t in things)
 
 
+def the_group(classes: Sequence[str]) -> str:
+    """"the dogs and the fox": things (their classes, in reading order) grouped by class."""
+    return join([f"the {plural(c) if classes.count(c) > 1 else c}" for c in dict.fromkeys(classes)])
+
+
 def object_phrase(thing: Placed) -> str:
     """"a dog on the left"."""
     return f"{with_article(thing.cls)} {slot_phrase(thing.row, thing.col)}"

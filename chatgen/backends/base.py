@@ -65,9 +65,9 @@ class Backend(ABC):
         until it is checked); False for a backend that cannot read pictures (the default)."""
         return False
 
-    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image | None):
-        """A reply `text` checked against what the message asked (of the picture `before`, None when
-        there is none): what it should have been (`chatgen.edit_claims.Say` or `Redo`; a masked edit
+    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image | None, after: Image.Image | None = None):
+        """A reply `text` (with its picture `after`, None without one) checked against what the message
+        asked (of the picture `before`, None when there is none): what it should have been (`chatgen.edit_claims.Say` or `Redo`; a masked edit
         against what the painted part holds, "add a bird above the house" against where the house is,
         a drawing against the scene a request spells out), or None when it fits, when the text is not
         one this backend reads, or when it cannot read pictures (the default)."""

@@ -32,6 +32,7 @@ from ..batching import BatchDecoder
 from ..errors import ChatgenError
 from ..edit_claims import check_claims, parse_done
 from ..drawing_requests import check_drawing, may_name_a_scene
+from ..group_edits import check_group, names_a_group
 from ..mask_claims import check_masked
 from ..relative_places import check_relative, names_a_relation
 from ..picture_answers import Names, check_answer
@@ -208,13 +209,14 @@ class NativeBackend(Backend):
         return check_claims(claims, self.reader.read(before) if before is not None else None, self.reader.read(after), self.reader.limits)
 
     def redoes(self, text: str, mask: Image.Image | None) -> bool:
-        return self.reader is not None and ((mask is not None and self.config.mask_regions) or names_a_relation(text) or may_name_a_scene(text))
+        return self.reader is not None and ((mask is not None and self.config.mask_regions) or names_a_relation(text) or may_name_a_scene(text) or names_a_group(text))
 
-    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image | None):
+    def check_request(self, text: str, user_text: str, mask: Image.Image | None, before: Image.Image | None, after: Image.Image | None = None):
         """With a scene reader: a masked edit's reply against what the painted cells of `before` hold
         (`chatgen.mask_claims`, for a model trained on masks), a drawing's against the scene a request
         spells out (`chatgen.drawing_requests`), an edit's against the place it was asked to put a
-        thing relative to another (`chatgen.relative_places`); None when it fits."""
+        thing relative to another (`chatgen.relative_places`) and the group it was asked to change
+        (`chatgen.group_edits`); None when it fits."""
         if self.reader is None:
             return None
         words = (self.reader.classes, self.reader.canvases)
@@ -225,7 +227,8 @@ class NativeBackend(Backend):
         reading = self.reader.read(before)
         if mask is not None:
             return check_masked(text, user_text, mask_regions(mask), reading, *words) if self.config.mask_regions else None
-        return check_relative(text, user_text, reading, *words)
+        group = check_group(text, user_text, reading, self.reader.read(after), *words, self.reader.categories) if after is not None else None
+        return check_relative(text, user_text, reading, *words) or group
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else

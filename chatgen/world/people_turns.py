@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 
+from chatgen.scene_text import the_group
 from chatgen.world.dialogue import EDIT_KINDS, Dialogue, WorldTurn
 from chatgen.world.edits import Edit, random_edit
 from chatgen.world.message_style import style
@@ -137,8 +138,7 @@ def multi_edit_turn(rng: random.Random, scene: Scene) -> WorldTurn | None:
 
 def _the(objs: list[Obj]) -> str:
     """"the dogs and the fox": the objects grouped by class."""
-    classes = list(dict.fromkeys(o.cls for o in objs))
-    return join([f"the {plural(c) if sum(o.cls == c for o in objs) > 1 else c}" for c in classes])
+    return the_group([o.cls for o in objs])
 
 
 def quantifier_turn(rng: random.Random, scene: Scene) -> WorldTurn | None:
