@@ -27,12 +27,13 @@ against what the painted part holds (`Backend.check_request`): "There is nothing
 painted" over a cat is answered again, "Done: the cat is now a dog." when the painted cell holds
 a rabbit is drawn again after "Done: the rabbit is now a dog.", an edit over an empty painted
 place keeps the world's honest sentence; "add a bird above the house" answered with a bird
-elsewhere is drawn again after "Done: added a bird <above the house>." (`Backend.check_request`;
-metadata `first_reply`: the first reply).
+elsewhere is drawn again after "Done: added a bird <above the house>." (metadata
+`first_reply`: the first reply).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -187,19 +188,20 @@ class Assistant:
         prep_s = time.perf_counter() - t0
         # 3. Generate, passing every event through (with an image classifier on, a picture is
         #    shown only once it passed: no previews; ImageDone waits for the check). ReplyDone
-        #    waits for the refiner, so that it carries the picture the turn keeps. A masked edit, a
-        #    thing placed by another ("above the house") or a drawing of things at named places, on
-        #    a backend that reads pictures, is held
-        #    until its reply is checked against what was asked of the picture (`Backend.check_request`):
-        #    a reply that misjudged it is answered again (after the done text that fits, or not
-        #    allowed to start with a refusal), or replaced by the honest sentence that fits.
+        #    waits for the refiner, so that it carries the picture the turn keeps. A turn the backend
+        #    may redo (`Backend.redoes`: a masked edit, a place relative to another thing, a group, a
+        #    drawing of things at named places) is held until its reply is checked against what was
+        #    asked (`Backend.check_request`): a reply that misjudged it is answered again (after the
+        #    done text that fits, or not allowed to start with a refusal), or replaced by the honest
+        #    sentence that fits.
         screened = self.safety is not None and self.safety.image_classifier is not None
         checked = self.backend.redoes(message.text, message.mask)
         done, held = yield from self._generate(prompt, p, cancel, screened, hold=checked)
+        start = self._start_codes(session, message, prompt) if self.backend.reads_pictures or (done.image is not None and not done.cancelled) else None  # (H, W) or None
+        before = functools.cache(lambda: self.backend.decode_image(start) if start is not None else None)  # the picture it started from, decoded once if a check reads it
         said = model_said = None
         if checked and not done.cancelled:
-            about = self._start_codes(session, message, prompt)
-            verdict = self.backend.check_request(done.text, message.text, message.mask, self.backend.decode_image(about) if about is not None else None, done.image)
+            verdict = self.backend.check_request(done.text, message.text, message.mask, before(), done.image)
             if isinstance(verdict, Say):
                 said, model_said = verdict.text, done.text
                 done = replace(done, image=None)
@@ -216,21 +218,18 @@ class Assistant:
         #    screened); Stop while refining cancels the turn. The turn keeps the model's own ids.
         #    A picture equal to the one it started from is not refined: it is replaced (step 5).
         image, refine_s, cancelled = done.image, 0.0, done.cancelled
-        source = self._start_codes(session, message, prompt) if image is not None and not cancelled else None  # (H, W) or None
-        unchanged = source is not None and self._same_picture(source, done.reply_ids)
+        unchanged = image is not None and not cancelled and start is not None and self._same_picture(start, done.reply_ids)
         #    So is a picture that contradicts what the text says was done (`Backend.check_edit`:
         #    "Done: removed the fish." with no fish before), for a backend that reads pictures.
         contradicted = corrected = None
         #    An unchanged picture whose text names a thing that was not there gets the sentence for that
         #    ("There is no bicycle in the picture, ..."), which says more than "Nothing changed".
         if image is not None and not cancelled and self.backend.reads_pictures:
-            contradicted = self.backend.check_edit(done.text, self.backend.decode_image(source) if source is not None else None, image)
+            contradicted = self.backend.check_edit(done.text, before(), image)
             contradicted = None if unchanged and contradicted == MISSED else contradicted
         #    A text answer is checked against the picture it is about (`Backend.check_answer`).
-        if image is None and not cancelled and self.backend.reads_pictures:
-            about = self._start_codes(session, message, prompt)
-            if about is not None:
-                corrected = self.backend.check_answer(done.text, message.text, self.backend.decode_image(about))
+        if image is None and not cancelled and self.backend.reads_pictures and start is not None:
+            corrected = self.backend.check_answer(done.text, message.text, before())
         refined = image is not None and self.refiner is not None and not cancelled and not unchanged and contradicted is None
         if refined:
             t1 = time.perf_counter()

@@ -16,7 +16,7 @@ import re
 
 from .edit_claims import Redo, parse_done
 from .scene_reader import Reading
-from .scene_text import plural, the_group
+from .scene_text import class_nouns, plural, the_group
 
 GROUP = re.compile(r"\b(?:(?:both|all|every|each)\s+(?:of\s+)?(?:the\s+)?(?:two\s+|three\s+|four\s+)?|the\s+(?:two|three|four)\s+)(?P<noun>[a-z]+)")
 
@@ -28,7 +28,7 @@ def names_a_group(text: str) -> bool:
 
 def group_members(user_text: str, before: Reading, classes, categories) -> list[tuple[int, int]] | None:
     """The slots, in reading order, of the things of the group the message names, or None."""
-    nouns = {c: (c,) for c in classes} | {plural(c): (c,) for c in classes}
+    nouns = {word: (c,) for word, c in class_nouns(classes).items()}
     for name, members in categories.items():
         if name != "objects":
             nouns[name] = nouns[name.removesuffix("s")] = tuple(members)

@@ -63,7 +63,7 @@ class Names:
 
     def __init__(self, classes, backgrounds, categories):
         self.classes, self.backgrounds, self.categories = tuple(classes), tuple(backgrounds), dict(categories)
-        self.noun = {c: c for c in self.classes} | {st.plural(c): c for c in self.classes}
+        self.noun = st.class_nouns(self.classes)
         self.noun |= {c: c for c in self.categories} | {s: c for c, s in st.CATEGORY_SINGULAR.items() if c in self.categories}
 
     def thing(self, word: str) -> str | None:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 
-from .edit_claims import Claim, Redo, parse_done
+from .edit_claims import Redo, parse_done
 from .scene_reader import Reading
-from .scene_text import mend, plural, slot_phrase, with_article
+from .scene_text import class_nouns, mend, slot_phrase, with_article
 
 _STEPS = {"above": (-1, 0), "below": (1, 0), "left": (0, -1), "right": (0, 1)}
 _WORDS = (  # longest first: "to the right of" before "right of"
@@ -50,17 +50,19 @@ def _relation(word: str) -> str:
     return next(rel for rel, pattern in _WORDS if re.fullmatch(pattern, word))
 
 
-def meant_slot(user_text: str, before: Reading, classes) -> tuple[int, int] | None:
-    """The free slot the message's relative place means on `before`, or None (see the module doc)."""
-    nouns = {c: c for c in classes} | {plural(c): c for c in classes}
+def meant_slots(user_text: str, before: Reading, classes) -> list[tuple[int, int]]:
+    """The free slots the message's relative place allows on `before`, the one to redo at first: one
+    slot, or for "next to" every free neighbour (right, left, below, above); [] when none (see the
+    module doc)."""
+    nouns = class_nouns(classes)
     found = [m for m in RELATION.finditer(_lower(user_text)) if m.group(2) in nouns]
     if len(found) != 1:
-        return None
+        return []
     m = found[0]
     rel, anchor = _relation(m.group(1)), nouns[m.group(2)]
     where = [(r, c) for r, row in enumerate(before.labels) for c, label in enumerate(row) if label == anchor]
     if len(where) != 1:
-        return None
+        return []
     (ar, ac), grid = where[0], len(before.labels)
 
     def free(slot):
@@ -70,17 +72,13 @@ def meant_slot(user_text: str, before: Reading, classes) -> tuple[int, int] | No
         other = nouns.get(m.group(3) or "")
         there = [(r, c) for r, row in enumerate(before.labels) for c, label in enumerate(row) if label == other]
         if other is None or len(there) != 1:
-            return None
+            return []
         (br, bc) = there[0]
         mid = ((ar + br) // 2, (ac + bc) // 2)
         in_line = (ar == br or ac == bc) and abs(ar - br) + abs(ac - bc) == 2
-        return mid if in_line and free(mid) else None
-    if rel == "next":
-        around = [(ar + dr, ac + dc) for dr, dc in (_STEPS["right"], _STEPS["left"], _STEPS["below"], _STEPS["above"])]
-        open_ = [s for s in around if free(s)]
-        return open_[0] if open_ else None
-    slot = (ar + _STEPS[rel][0], ac + _STEPS[rel][1])
-    return slot if free(slot) else None
+        return [mid] if in_line and free(mid) else []
+    steps = ("right", "left", "below", "above") if rel == "next" else (rel,)
+    return [s for s in ((ar + _STEPS[k][0], ac + _STEPS[k][1]) for k in steps) if free(s)]
 
 
 def check_relative(text: str, user_text: str, before: Reading, classes, backgrounds) -> Redo | None:
@@ -89,13 +87,13 @@ def check_relative(text: str, user_text: str, before: Reading, classes, backgrou
     claims = parse_done(text, classes, backgrounds)
     if claims is None or len(claims) != 1 or claims[0].kind not in ("add", "move"):
         return None
-    slot = meant_slot(user_text, before, classes)
+    slots = meant_slots(user_text, before, classes)
     c = claims[0]
-    if slot is None or c.slot == slot or _next_to_ok(user_text, before, c, classes) or (c.kind == "move" and _said_outright(user_text)):
+    if not slots or c.slot in slots or (c.kind == "move" and _said_outright(user_text)):
         return None
     if c.kind == "add":
-        return Redo(f"Done: added {with_article(c.cls)} {slot_phrase(*slot)}.")
-    return Redo(f"Done: the {c.cls} is now {slot_phrase(*slot)}.")
+        return Redo(f"Done: added {with_article(c.cls)} {slot_phrase(*slots[0])}.")
+    return Redo(f"Done: the {c.cls} is now {slot_phrase(*slots[0])}.")
 
 
 _PLACE = re.compile(r"\b(left|right|top|bottom|middle|center|centre|corner|up|down)\b")
@@ -106,14 +104,3 @@ def _said_outright(user_text: str) -> bool:
     balloon to the right": the relative words pick which boat)."""
     text = _lower(user_text)
     return _PLACE.search(RELATION.sub(" ", text)) is not None
-
-
-def _next_to_ok(user_text: str, before: Reading, c: Claim, classes) -> bool:
-    """"next to the dog" is any free slot beside it: a reply that took another one is right too."""
-    m = RELATION.search(_lower(user_text))
-    if m is None or _relation(m.group(1)) != "next":
-        return False
-    anchor = {cl: cl for cl in classes} | {plural(cl): cl for cl in classes}
-    cls = anchor.get(m.group(2))
-    where = [(r, col) for r, row in enumerate(before.labels) for col, label in enumerate(row) if label == cls]
-    return len(where) == 1 and abs(where[0][0] - c.slot[0]) + abs(where[0][1] - c.slot[1]) == 1 and before.labels[c.slot[0]][c.slot[1]] is None

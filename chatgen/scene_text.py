@@ -50,6 +50,11 @@ def plural(cls: str) -> str:
     return _PLURALS.get(cls, cls + "s")
 
 
+def class_nouns(classes: Iterable[str]) -> dict[str, str]:
+    """Each class and its plural -> the class: {"dog": "dog", "dogs": "dog", "cacti": "cactus", ...}."""
+    return {c: c for c in classes} | {plural(c): c for c in classes}
+
+
 def article(noun: str) -> str:
     """Indefinite article for a noun ("an apple", "a unicorn", "a dog")."""
     return "an" if noun[0] in "aeio" or (noun[0] == "u" and not noun.startswith("uni")) else "a"

@@ -7,7 +7,7 @@ import pytest
 from chatgen import world
 from chatgen.defaults import SHIPPED
 from chatgen.edit_claims import Redo
-from chatgen.relative_places import check_relative, meant_slot, names_a_relation
+from chatgen.relative_places import check_relative, meant_slots, names_a_relation
 from chatgen.world import Obj, Scene
 from chatgen.world.people_turns import relative_turn
 
@@ -45,16 +45,16 @@ def test_the_world_s_relative_edits_fit_their_places():
 def test_what_relative_places_mean():
     scene = Scene("sky", (Obj("sun", 0, 0), Obj("house", 1, 1), Obj("car", 2, 1)))
     r = reading(scene)
-    assert meant_slot("put a cloud right under the sun", r, world.CLASSES) == (1, 0)
-    assert meant_slot("a bird over the house please", r, world.CLASSES) == (0, 1)
-    assert meant_slot("and a birdie to the right of the house", r, world.CLASSES) == (1, 2)
-    assert meant_slot("a fish between the sun and the car", r, world.CLASSES) is None  # not in a line
-    assert meant_slot("add a dog next to the car", r, world.CLASSES) == (2, 2)  # a free neighbour, the right first
-    assert meant_slot("add a dog below the car", r, world.CLASSES) is None  # off the grid
-    assert meant_slot("add a dog above the car", r, world.CLASSES) is None  # taken by the house
-    assert meant_slot("add a dog above it", r, world.CLASSES) is None
-    assert meant_slot("add a dog above the tree", r, world.CLASSES) is None  # no tree
-    assert meant_slot("over on the left, a dog", r, world.CLASSES) is None
+    assert meant_slots("put a cloud right under the sun", r, world.CLASSES) == [(1, 0)]
+    assert meant_slots("a bird over the house please", r, world.CLASSES) == [(0, 1)]
+    assert meant_slots("and a birdie to the right of the house", r, world.CLASSES) == [(1, 2)]
+    assert meant_slots("a fish between the sun and the car", r, world.CLASSES) == []  # not in a line
+    assert meant_slots("add a dog next to the car", r, world.CLASSES) == [(2, 2), (2, 0)]  # the free neighbours, the right first
+    assert meant_slots("add a dog below the car", r, world.CLASSES) == []  # off the grid
+    assert meant_slots("add a dog above the car", r, world.CLASSES) == []  # taken by the house
+    assert meant_slots("add a dog above it", r, world.CLASSES) == []
+    assert meant_slots("add a dog above the tree", r, world.CLASSES) == []  # no tree
+    assert meant_slots("over on the left, a dog", r, world.CLASSES) == []
     assert names_a_relation("put a ball next to the dog") and not names_a_relation("put a ball on the left")
     # a reply that put it at the place meant, or beside the thing for "next to", is left alone
     assert check_relative("Done: added a dog in the bottom right.", "add a dog next to the car", r, *WORDS) is None

@@ -227,8 +227,10 @@ class NativeBackend(Backend):
         reading = self.reader.read(before)
         if mask is not None:
             return check_masked(text, user_text, mask_regions(mask), reading, *words) if self.config.mask_regions else None
-        group = check_group(text, user_text, reading, self.reader.read(after), *words, self.reader.categories) if after is not None else None
-        return check_relative(text, user_text, reading, *words) or group
+        relative = check_relative(text, user_text, reading, *words)
+        if relative is not None or after is None:
+            return relative
+        return check_group(text, user_text, reading, self.reader.read(after), *words, self.reader.categories)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else
