@@ -52,6 +52,7 @@ from .edit_claims import MISSED, Redo, Say
 from .mask_claims import REFUSALS
 from .params import GenerationParams
 from .provenance import Provenance, reply_png
+from .replan import Plan, better_plan
 from .safety import Safety
 from .text import clean_text
 
@@ -196,9 +197,15 @@ class Assistant:
         #    sentence that fits.
         screened = self.safety is not None and self.safety.image_classifier is not None
         checked = self.backend.redoes(message.text, message.mask)
-        done, held = yield from self._generate(prompt, p, cancel, screened, hold=checked)
-        start = self._start_codes(session, message, prompt) if self.backend.reads_pictures or (done.image is not None and not done.cancelled) else None  # (H, W) or None
-        before = functools.cache(lambda: self.backend.decode_image(start) if start is not None else None)  # the picture it started from, decoded once if a check reads it
+        #    The reply's text is read against the message before anything after it is shown
+        #    (`Backend.text_faults`, for a backend that reads pictures): a text that does not fit
+        #    ("Here is a star ..." for "one cloud") is replaced by the model's own sampled text that
+        #    fits best (`replan.better_plan`), and the reply goes on after that one.
+        start_codes = functools.cache(lambda: self._start_codes(session, message, prompt))  # (H, W) or None
+        before = functools.cache(lambda: self.backend.decode_image(start_codes()) if start_codes() is not None else None)  # the picture it started from, decoded once if a check reads it
+        plan = functools.partial(self._plan, session, message, prompt, p, cancel, before) if self.backend.reads_pictures else None
+        done, held = yield from self._generate(prompt, p, cancel, screened, hold=checked, plan=plan)
+        start = start_codes() if self.backend.reads_pictures or (done.image is not None and not done.cancelled) else None
         said = model_said = None
         if checked and not done.cancelled:
             verdict = self.backend.check_request(done.text, message.text, message.mask, before(), done.image)
@@ -268,6 +275,8 @@ class Assistant:
             withheld = corrected
         if model_said is not None:
             metadata["first_reply"] = model_said  # the model's reply before `check_request`
+        if done.stats.get("replanned") is not None:
+            metadata["replanned"] = done.stats["replanned"]  # the first text, what it showed, and how many were sampled
         if said is not None:
             withheld = said
         for ev in held:  # the events that waited for the checks; a withheld picture is in none of them
@@ -326,13 +335,34 @@ class Assistant:
             params={**p.to_dict(), "metadata": metadata},
         )
 
-    def _generate(self, prompt, p: GenerationParams, cancel, screened: bool, hold: bool):
+    def _generate(self, prompt, p: GenerationParams, cancel, screened: bool, hold: bool, plan: Callable[[str], Plan | None] | None = None):
         """Stream one reply of the backend: its events are yielded as they come (`hold`: kept in
         the returned list instead, for the caller to pass on once the reply is checked; with
-        `screened`, ImageDone is always kept and rows carry no previews). Returns (ReplyDone, kept)."""
+        `screened`, ImageDone is always kept and rows carry no previews). With `plan`, the text is
+        held until it is whole and given to `plan`: a `Plan` it returns replaces it, and the reply
+        goes on after the plan's text. Returns (ReplyDone, kept)."""
         done: ReplyDone | None = None
         held: list[Event] = []
-        for ev in self.backend.stream(prompt, p, cancel=cancel):
+        stream, texts, forced, chosen = self.backend.stream(prompt, p, cancel=cancel), [], [], None
+        while True:
+            ev = next(stream, None)
+            if plan is not None and isinstance(ev, TextDelta):
+                texts.append(ev)  # the text so far, shown once it is whole and fits
+                continue
+            if plan is not None:  # the text is whole: an image starts, or the reply ended
+                chosen, plan = plan("".join(t.text for t in texts)), None
+                if chosen is not None:
+                    stream.close()  # stops the first reply
+                    forced = self.backend.encode_text(chosen.text)
+                    stream, texts = self.backend.stream(replace(prompt, ids=prompt.ids + forced), p, cancel=cancel), [TextDelta(chosen.text)]
+                if hold:
+                    held.extend(texts)
+                else:
+                    yield from texts
+                if chosen is not None:
+                    continue
+            if ev is None:
+                break
             if isinstance(ev, ReplyDone):
                 done = ev
                 continue
@@ -343,7 +373,17 @@ class Assistant:
             yield ev
         if done is None:
             raise RuntimeError(f"{type(self.backend).__name__}.stream ended without ReplyDone")
+        if chosen is not None:
+            done = replace(done, text=chosen.text + done.text, reply_ids=[*forced, *done.reply_ids],
+                           stats={**done.stats, "replanned": {"first": chosen.first, "faults": chosen.faults, "sampled": chosen.sampled, "count": chosen.count}})
         return done, held
+
+    def _plan(self, session: Session, message: Message, prompt, p: GenerationParams, cancel, picture: Callable[[], Image.Image | None], text: str) -> Plan | None:
+        """Another text of the model to go on after when `text` does not fit the message (see `run`)."""
+        turns = session.path()
+        faults_of = functools.partial(self.backend.text_faults, message=message.text, picture=picture(), mask=message.mask is not None,
+                                      before=turns[-1].user_text if turns else "")
+        return better_plan(text, faults_of, self.backend, prompt, p, cancel)
 
     def _start_codes(self, session: Session, message: Message, prompt) -> torch.Tensor | None:
         """Codes of the picture a reply started from (the upload, else the latest image; a masked

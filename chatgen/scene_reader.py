@@ -21,6 +21,7 @@ Reading an image:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from .errors import ChatgenError
+from .reply_fit import Words
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,15 @@ class SceneReader:
     bg_percentile: float = 40  # percentile of per-pixel error used to pick the background
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group word -> its classes ("animals": dog, cat, ...), for answers about groups
     limits: tuple[int, int] | None = None  # (most things in a picture, most of one kind) the world draws; None: not known
+    aliases: dict[str, str] = field(default_factory=dict)  # other words people use -> the class or background they name ("kitty" -> "cat")
     remembered: int = 64  # readings kept by image content (an edit's picture is read again as the next edit's start)
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)  # digest of the pixels -> Reading
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)  # readers on several threads
+
+    @functools.cached_property
+    def words(self) -> Words:
+        """The names this reader's pictures hold, for reading texts against messages (`chatgen.reply_fit`)."""
+        return Words(self.classes, tuple(self.canvases), tuple(self.categories), self.aliases)
 
     @property
     def canvas_px(self) -> int:
@@ -144,6 +152,7 @@ class SceneReader:
             settings=np.array([self.grid, self.slot_px, self.inner, self.pool, self.blur, self.bg_percentile], dtype=np.float64),
             categories=np.array([f"{name}:{','.join(members)}" for name, members in self.categories.items()], dtype=str),
             **({"limits": np.array(self.limits, dtype=np.int64)} if self.limits is not None else {}),
+            aliases=np.array([f"{word}:{name}" for word, name in self.aliases.items()], dtype=str),
         )
         return path
 
@@ -158,6 +167,7 @@ class SceneReader:
                 return cls(tuple(str(c) for c in f["classes"]), dict(zip(backgrounds, f["canvases"].astype(np.float32))),
                            dict(zip(backgrounds, f["templates"].astype(np.float32))), int(grid), int(slot_px), int(inner), int(pool), blur, pct,
                            {name: tuple(members.split(",")) for name, members in groups.items()},
-                           tuple(int(x) for x in f["limits"]) if "limits" in f.files else None)
+                           tuple(int(x) for x in f["limits"]) if "limits" in f.files else None,
+                           dict(str(a).split(":", 1) for a in f["aliases"]) if "aliases" in f.files else {})
         except (OSError, KeyError, ValueError) as e:
             raise ChatgenError(f"the scene reader {path} cannot be read ({e}); delete it or copy it again from the checkpoint") from e

@@ -73,6 +73,13 @@ class Backend(ABC):
         one this backend reads, or when it cannot read pictures (the default)."""
         return None
 
+    def text_faults(self, text: str, message: str, picture: Image.Image | None, mask: bool, before: str = "") -> list[str]:
+        """What a reply's text (before its picture) shows that does not fit `message` ("draws star,
+        not asked for"), given the `picture` it starts from (None: there is none), whether a part was
+        painted (`mask`), and the message `before` it; [] when nothing does or when this backend does
+        not read its texts (the default)."""
+        return []
+
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """The answer `picture` supports when the text reply `text` to `question` states something
         else about it ("There is one dog." next to two); None when it holds, when the text is not

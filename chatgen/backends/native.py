@@ -35,6 +35,7 @@ from ..drawing_requests import check_drawing, may_name_a_scene
 from ..group_edits import check_group, names_a_group
 from ..mask_claims import check_masked
 from ..relative_places import check_relative, names_a_relation
+from ..reply_fit import faults
 from ..picture_answers import Names, check_answer
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
@@ -231,6 +232,16 @@ class NativeBackend(Backend):
         if relative is not None or after is None:
             return relative
         return check_group(text, user_text, reading, self.reader.read(after), *words, self.reader.categories)
+
+    def text_faults(self, text: str, message: str, picture: Image.Image | None, mask: bool, before: str = "") -> list[str]:
+        """With a scene reader: what the text shows that does not fit the message (`chatgen.reply_fit`),
+        the picture read only for a text that says a thing is not there."""
+        if self.reader is None:
+            return []
+        present = None
+        if picture is not None and text.startswith("There is no "):
+            present = frozenset(c for row in self.reader.read(picture).labels for c in row if c)
+        return faults(text, message, self.reader.words, picture is not None, mask and self.config.mask_regions, before, present)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from chatgen.scene_reader import Reading, SceneReader
+from chatgen.world.people_words import aliases
 from chatgen.world.render import render_array
 from chatgen.world.scene import (
     BACKGROUNDS, CATEGORIES, CLASSES, GRID, MAX_OBJECTS, MAX_PER_CLASS, SLOT_PX, Obj, Scene,
@@ -70,7 +71,7 @@ def world_reader() -> SceneReader:
         for cls in CLASSES:
             feats.append(proto.slot_features(proto.blurred(Image.fromarray(render_array(Scene(bg, (Obj(cls, 1, 1),))), "RGB")), 1, 1))
         templates[bg] = np.stack(feats)  # (25, D)
-    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE, dict(CATEGORIES), (MAX_OBJECTS, MAX_PER_CLASS))
+    return SceneReader(CLASSES, canvases, templates, GRID, SLOT_PX, INNER, POOL, BLUR_RADIUS, BG_PERCENTILE, dict(CATEGORIES), (MAX_OBJECTS, MAX_PER_CLASS), aliases())
 
 
 def detect_slots(image: Image.Image) -> Detection:

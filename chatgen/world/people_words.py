@@ -31,6 +31,20 @@ BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
     "grass": ("meadow", "lawn", "field"), "sky": ("blue sky", "open sky"), "beach": ("seaside", "shore", "sandy beach"),
     "snow": ("winter snow", "snowfield"), "night": ("nighttime", "dark night"), "sea": ("ocean", "open sea", "waves"),
 }
+# Words of the world's background phrases ("on water", "on the sand", "make it dark") that name a background.
+BACKGROUND_PHRASE_WORDS: dict[str, str] = {
+    "water": "sea", "ocean": "sea", "sand": "beach", "sandy": "beach", "lawn": "grass", "field": "grass", "grassy": "grass",
+    "meadow": "grass", "dark": "night", "nighttime": "night", "winter": "snow", "snowy": "snow",
+}
+
+
+def aliases() -> dict[str, str]:
+    """Every other word the world's people use for a class or background -> its name (a checkpoint's
+    scene reader carries them, to read what a message names: `chatgen.reply_fit`)."""
+    out = {w: c for c, ws in CLASS_WORDS.items() for w in ws} | {w: b for b, ws in BACKGROUND_WORDS.items() for w in ws}
+    return out | {w: b for w, b in BACKGROUND_PHRASE_WORDS.items() if w not in out}
+
+
 SPELLINGS: dict[str, str] = {"center": "centre", "color": "colour", "gray": "grey"}
 WRAPPERS: tuple[str, ...] = (
     "hey! so i was wondering if you could {x}? thanks a lot", "ok next: {x}", "{x} pls", "could u {x}",
