@@ -383,7 +383,7 @@ class Assistant:
         turns = session.path()
         faults_of = functools.partial(self.backend.text_faults, message=message.text, picture=picture(), mask=message.mask is not None,
                                       before=turns[-1].user_text if turns else "")
-        return better_plan(text, faults_of, self.backend, prompt, p, cancel)
+        return better_plan(text, faults_of, self.backend, prompt, p, cancel, mend=functools.partial(self.backend.mend_text, message=message.text, picture=picture()))
 
     def _start_codes(self, session: Session, message: Message, prompt) -> torch.Tensor | None:
         """Codes of the picture a reply started from (the upload, else the latest image; a masked

@@ -52,7 +52,7 @@ def _relation(word: str) -> str:
 
 def meant_slots(user_text: str, before: Reading, classes) -> list[tuple[int, int]]:
     """The free slots the message's relative place allows on `before`, the one to redo at first: one
-    slot, or for "next to" every free neighbour (right, left, below, above); [] when none (see the
+    slot, or for "next to" every free neighbour beside it (right, left), else above or below; [] when none (see the
     module doc)."""
     nouns = class_nouns(classes)
     found = [m for m in RELATION.finditer(_lower(user_text)) if m.group(2) in nouns]
@@ -78,7 +78,9 @@ def meant_slots(user_text: str, before: Reading, classes) -> list[tuple[int, int
         in_line = (ar == br or ac == bc) and abs(ar - br) + abs(ac - bc) == 2
         return [mid] if in_line and free(mid) else []
     steps = ("right", "left", "below", "above") if rel == "next" else (rel,)
-    return [s for s in ((ar + _STEPS[k][0], ac + _STEPS[k][1]) for k in steps) if free(s)]
+    slots = [s for s in ((ar + _STEPS[k][0], ac + _STEPS[k][1]) for k in steps) if free(s)]
+    beside = [s for s in slots if s[0] == ar]
+    return beside or slots  # "next to" is beside it on its row when a side is free (people mean that), else above or below
 
 
 def check_relative(text: str, user_text: str, before: Reading, classes, backgrounds) -> Redo | None:
@@ -104,3 +106,53 @@ def _said_outright(user_text: str) -> bool:
     balloon to the right": the relative words pick which boat)."""
     text = _lower(user_text)
     return _PLACE.search(RELATION.sub(" ", text)) is not None
+
+
+_SAID = {"above": "above", "below": "below", "left": "to the left of", "right": "to the right of"}
+_WHAT = re.compile(r"^(?:(?:and|so|ok|okay|now|hmm),?\s+)*(?:what's|whats|what is|what|which thing is|anything|is there anything|is anything)\b")
+_IS = re.compile(r"^(?:(?:and|so|ok|okay|now|hmm),?\s+)*(?:is|are) (?:the\s+)?([a-z]+) (?:still |now |sitting |right |directly |just )*(" + "|".join(w for _, w in _WORDS[:4]) + r")\s+(?:the\s+)?([a-z]+)")
+
+
+def answer_relative(question: str, before: Reading, classes) -> str | None:
+    """The answer a picture gives to a question about a place relative to a thing: "what's right above
+    the car?" -> "There is a moon above the car." / "There is nothing above the car."; "is the fox to
+    the left of the dog?" -> "Yes, the fox is to the left of the dog." / "No, the fox is on the right
+    and the dog is in the center." (above / below / left / right: higher, lower, further left or right
+    on the grid). None for anything else, or when a thing named is not there exactly once."""
+    nouns, low = class_nouns(classes), _lower(question).strip()
+    where = {}
+    for r, row in enumerate(before.labels):
+        for c, label in enumerate(row):
+            if label is not None:
+                where.setdefault(label, []).append((r, c))
+
+    def one(noun: str | None):
+        cls = nouns.get(noun or "")
+        return (cls, where[cls][0]) if cls is not None and len(where.get(cls, [])) == 1 else (None, None)
+
+    m = _IS.match(low)
+    if m:
+        (thing, t), (anchor, a) = one(m.group(1)), one(m.group(3))
+        if thing is None or anchor is None or thing == anchor:
+            return None
+        (tr, tc), (ar, ac) = t, a
+        rel = _relation(m.group(2))
+        yes = {"above": tr < ar, "below": tr > ar, "left": tc < ac, "right": tc > ac}[rel]
+        if yes:
+            return f"Yes, the {thing} is {_SAID[rel]} the {anchor}."
+        return f"No, the {thing} is {slot_phrase(tr, tc)} and the {anchor} is {slot_phrase(ar, ac)}."
+    if not _WHAT.match(low):
+        return None
+    found = [f for f in RELATION.finditer(low) if _relation(f.group(1)) in _SAID]
+    if len(found) != 1:
+        return None
+    rel = _relation(found[0].group(1))
+    anchor, at = one(found[0].group(2))
+    if anchor is None:
+        return None
+    r, c = at[0] + _STEPS[rel][0], at[1] + _STEPS[rel][1]
+    grid = len(before.labels)
+    if not (0 <= r < grid and 0 <= c < grid):
+        return f"There is nothing {_SAID[rel]} the {anchor}."
+    label = before.labels[r][c]
+    return f"There is {with_article(label)} {_SAID[rel]} the {anchor}." if label else f"There is nothing {_SAID[rel]} the {anchor}."

@@ -22,7 +22,7 @@ from typing import Callable
 from .events import ReplyDone, TextDelta
 from .params import GenerationParams
 
-PLANS = 12  # texts sampled when the first one shows a fault
+PLANS = 16  # texts sampled when the first one shows a fault
 AGREED = 2  # a text sampled once may be a slip of sampling ("There are no picture,."): one is kept only when it came this often
 
 
@@ -33,7 +33,7 @@ class Plan:
     text: str  # the chosen text
     first: str  # the reply's first text
     faults: list[str]  # what the first text showed
-    sampled: int  # how many texts were sampled
+    sampled: int  # how many texts were sampled (0: `first` was mended)
     count: int  # how many of them were this text
 
 
@@ -65,12 +65,17 @@ def sample_texts(backend, prompt, params: GenerationParams, n: int, cancel: thre
     return collections.Counter(t for t in texts if t is not None)
 
 
-def better_plan(first: str, faults_of: Callable[[str], list[str]], backend, prompt, params: GenerationParams, cancel: threading.Event | None = None, n: int = PLANS) -> Plan | None:
-    """The sampled text to go on after when `first` shows faults (the most frequent of the texts with
-    the fewest, fewer than `first`'s), else None."""
+def better_plan(first: str, faults_of: Callable[[str], list[str]], backend, prompt, params: GenerationParams, cancel: threading.Event | None = None,
+                n: int = PLANS, mend: Callable[[str], str | None] | None = None) -> Plan | None:
+    """The text to go on after when `first` shows faults: `first` mended (`mend`: "I can't draw a
+    pimodax" naming back the snowman asked for) when that fits, else the sampled text (the most
+    frequent of those with the fewest faults, fewer than `first`'s); None when none is better."""
     faults = faults_of(first)
     if not faults:
         return None
+    mended = mend(first) if mend is not None else None
+    if mended is not None and len(faults_of(mended)) < len(faults):
+        return Plan(mended, first, faults, 0, 0)
     found = sample_texts(backend, prompt, params, n, cancel)
     scored = sorted(((len(faults_of(t)), -count, t) for t, count in found.items() if count >= AGREED))
     if not scored or scored[0][0] >= len(faults):

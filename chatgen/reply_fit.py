@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .scene_text import _one_slip, plural
+from .scene_text import _one_slip, article, plural
 
 SMALLTALK_STARTS = ("Hello!", "You're welcome", "Goodbye", "Glad you like it", "I draw small pictures")
 QUESTION_WORDS = frozenset(("what", "what's", "whats", "where", "where's", "wheres", "which", "how", "is", "are", "does", "do", "did", "who", "whats", "any", "anything"))
@@ -35,28 +35,43 @@ PLACE_WORDS = ("top", "bottom", "left", "right", "middle", "center", "centre", "
 MOVE_TALK = ("move", "shift", "slide", "somewhere", "elsewhere", "swap places", "switch places", "where")
 DRAW_TALK = ("draw", "paint", "picture", "sketch", "create", "render", "illustrate", "generate", "make", "show", "scene", "image", "give me", "new", "start", "again")
 EDIT_VERBS = frozenset(("add", "put", "place", "remove", "delete", "erase", "move", "shift", "turn", "change", "swap", "switch", "replace", "ditch", "bin",
-                        "rid", "take", "make", "draw", "paint", "give", "set", "ad", "lose", "scrap", "drop", "chuck"))
+                        "rid", "take", "make", "draw", "paint", "give", "set", "ad", "lose", "scrap", "drop", "chuck", "clear", "empty", "wipe", "reset",
+                        "start", "redo", "undo", "fill"))
+REMOVAL_WORDS = frozenset((
+    "remove", "delete", "erase", "rid", "take", "away", "off", "out", "ditch", "bin", "lose", "scrap", "drop", "nix", "chuck", "gone", "go",
+    "without", "no", "don't", "dont", "clear", "empty", "wipe", "kill", "disappear", "vanish", "nothing", "less", "fewer", "only", "just",
+    "leave", "except", "not", "hide", "toss", "axe", "cut", "zap", "banish", "yeet", "get", "dop", "ease", "loes", "delet", "remov", "rmv", "del", "drp",
+))
+WANT_WORDS = frozenset(("should", "want", "need", "let", "can", "could", "would", "please", "pls", "plz", "like", "wish"))
 TEXT_TALK = frozenset(("write", "writ", "text", "word", "words", "letter", "letters", "say", "says", "sas", "spell", "caption", "title", "label", "name", "sign"))
+SMALLTALK_TALK = {  # a small-talk reply and the words of the messages it answers
+    "You're welcome": ("thank", "thanks", "thx", "ty", "cheers", "ta", "appreciate", "grateful", "thank you", "tanks", "thnx", "thankyou"),
+    "Goodbye": ("bye", "goodbye", "see you", "see ya", "cya", "later", "goodnight", "good night", "that's all", "that's it", "farewell", "bye-bye", "gtg", "leaving"),
+}
 COUNT_TALK = ("how many", "count", "number of", "many")
 CAPABILITY_TALK = ("can", "do", "able", "help", "know", "what", "draw", "how", "who", "options", "list")
 
 
-_NOT_MENDED = frozenset(("start", "bare", "bard", "boot", "three", "mouse", "horse", "there", "these", "those", "thee", "sunk", "fist", "cart", "card", "check", "chuck", "coud", "cold", "son", "sum", "bat"))
+_NOT_MENDED = frozenset(("start", "bare", "bard", "boot", "three", "mouse", "horse", "there", "these", "those", "thee", "sunk", "fist", "cart", "card", "check", "chuck", "trhee", "thre", "cold", "son", "sum"))
 
 
-def _slip(token: str, name: str, changed: bool, dropped: bool) -> bool:
-    """Whether `token` is `name` typed with one slip of the kinds `Words._mend` allows."""
+def _slip(token: str, name: str, changed: bool, dropped: bool) -> int:
+    """How `token` is `name` typed with one slip of the kinds `Words._mend` allows, the likelier the
+    lower: 1 two letters swapped or one doubled, 2 one left out, 3 one too many, 4 one changed;
+    0 when it is not."""
     if len(token) == len(name) + 1:  # a letter too many: only a doubled one for short names
         i = next((k for k in range(len(name)) if token[k] != name[k]), len(name))
-        return token[:i] + token[i + 1:] == name and (len(name) > 3 or token[i] == token[i - 1])
+        if token[:i] + token[i + 1:] != name:
+            return 0
+        return 1 if token[i] == token[i - 1] else (3 if len(name) > 3 else 0)
     if len(token) == len(name) - 1:  # a letter left out
-        return (dropped or len(name) > 4) and _one_slip(token, name)
+        return 2 if (dropped or len(name) > 4) and _one_slip(token, name) else 0
     if len(token) == len(name) and token != name:
         i = next(k for k in range(len(name)) if token[k] != name[k])
         if token[i + 2:] == name[i + 2:] and token[i:i + 2] == name[i:i + 2][::-1]:
-            return True
-        return changed and token[i + 1:] == name[i + 1:]
-    return False
+            return 1
+        return 4 if changed and token[i + 1:] == name[i + 1:] else 0
+    return 0
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,8 @@ class Words:
         names = {c: c for c in self.classes} | {plural(c): c for c in self.classes} | {b: b for b in self.backgrounds}
         for word, canon in self.aliases.items():
             names.setdefault(word, canon)
+            if canon in self.classes and " " in word:
+                names.setdefault(word + "s", canon)  # "panda bears"
             if canon in self.classes and " " not in word:
                 names.setdefault(word[:-1] + "ies" if word.endswith("y") and word[-2] not in "aeiou" else word + "s", canon)
         return names
@@ -98,9 +115,14 @@ class Words:
             return token
         if token in _NOT_MENDED:
             return token
-        meant = {self._names[name]: name for name in self._names
-                 if " " not in name and name[0] == token[0] and _slip(token, name, changed=len(token) >= 5, dropped=self._names[name] in self.classes)}
-        return next(iter(meant.values())) if len(meant) == 1 else token  # "cas": cats or cars? neither
+        meant: dict[int, dict[str, str]] = {}  # how likely the slip -> the name it meant -> the word
+        for name in self._names:
+            if " " not in name and name[0] == token[0]:
+                kind = _slip(token, name, changed=len(token) >= 5, dropped=self._names[name] in self.classes)
+                if kind:
+                    meant.setdefault(kind, {})[self._names[name]] = name
+        likeliest = meant[min(meant)] if meant else {}
+        return next(iter(likeliest.values())) if len(likeliest) == 1 else token  # "cas": cats or cars? neither
 
     def classes_in(self, text: str) -> set[str]:
         return {n for n in self.named(text) if n in self.classes}
@@ -114,6 +136,8 @@ def _is_question(message: str) -> bool:
     words = re.findall(r"[a-z']+", message.lower())
     while words and words[0] in ("and", "so", "ok", "okay", "hmm", "um", "now", "then", "but", "oh", "right", "cool", "great", "nice", "thanks", "wow"):
         words = words[1:]
+    if message.rstrip().endswith("?") and "background" in words and not REQUEST_WORDS & set(words) and "should" not in words:
+        return True  # "and the background then?"
     return bool(words) and words[0] in QUESTION_WORDS and words[:2] not in (["what", "about"], ["how", "about"], ["is", "it"], ["do", "you"], ["are", "you"]) and not REQUEST_WORDS & set(words)
 
 
@@ -135,6 +159,7 @@ class _Asked:
     went_on: frozenset[str]  # its classes and those of the message before it (a short answer goes on from it)
     general: bool  # it names a group, "something", or points with "it" / "them" / "this"
     refers: bool  # it points at a thing without naming it ("it", "that one", "them")
+    removes: bool  # it (or the message before it) has a word of taking something away ("remove", "get rid", "no more", "remvoe")
 
     def has(self, *words: str) -> bool:
         return any((w in self.said) if " " not in w else (w in self.low) for w in words)
@@ -148,7 +173,9 @@ def _read(message: str, words: Words, before: str) -> _Asked:
     refers = bool(said & {"it", "them", "this", "that", "these", "those", "one", "ones", "him", "her", "he", "she", "they", "its", "it's"})
     loose = set(re.findall(r"[a-z']+", re.sub(r"\bno (?:other |more )?[a-z]+", "", low)))  # "no other objects" names no group
     general = refers or bool(loose & {*words.categories, "things", "objects", "something", "anything", "stuff", "random", "whatever", "surprise", "same"})
-    return _Asked(low, said, classes, frozenset(n for n in named if n in words.backgrounds), classes | words.classes_in(before), general, refers)
+    both = said | set(re.findall(r"[a-z']+", before.lower()))
+    removes = bool(both & REMOVAL_WORDS) or any(len(w) > 2 and any(len(r) > 3 and w[0] == r[0] and _slip(w, r, changed=False, dropped=True) for r in REMOVAL_WORDS) for w in both)
+    return _Asked(low, said, classes, frozenset(n for n in named if n in words.backgrounds), classes | words.classes_in(before), general, refers, removes)
 
 
 def faults(reply: str, message: str, words: Words, picture: bool, mask: bool, before: str = "", present: frozenset[str] | None = None) -> list[str]:
@@ -179,6 +206,11 @@ def _kind_faults(text: str, message: str, asked: _Asked, picture: bool, mask: bo
         out.append("lists what it can do, unasked")
     if text.startswith(SMALLTALK_STARTS[:4]) and capabilities:
         out.append("small talk to a question about what it can do")
+    for start, talk in SMALLTALK_TALK.items():
+        if text.startswith(start) and not asked.has(*talk) and not any(len(w) > 3 and _one_slip(w, t) for w in asked.said for t in talk):
+            out.append(f"answers {start!r} to a message that says nothing of the kind")
+    if text.startswith("Done:") and not picture:
+        out.append("edits a picture that is not there")
     if text.startswith("There is no picture") and picture:
         out.append("says there is no picture, but there is one")
     if text.startswith(("Done:", "Here is")) and _is_question(message):
@@ -197,6 +229,8 @@ def _drawing_faults(text: str, asked: _Asked, words: Words, picture: bool) -> li
         out.append("draws " + ", ".join(sorted(drawn - asked.classes)) + ", not asked for")
     if asked.classes and not drawn & asked.classes:
         out.append("draws none of " + ", ".join(sorted(asked.classes)))
+    elif asked.classes - drawn and not general:
+        out.append("leaves out " + ", ".join(sorted(asked.classes - drawn)))
     bg = words.backgrounds_in(text.rsplit(", ", 1)[-1])
     if asked.backgrounds and bg and not bg & asked.backgrounds:
         out.append(f"draws {', '.join(sorted(bg))} for {', '.join(sorted(asked.backgrounds))}")
@@ -222,6 +256,10 @@ def _edit_faults(text: str, asked: _Asked, words: Words) -> list[str]:
         out.append("changes " + ", ".join(sorted(old - asked.went_on)) + ", not the " + ", ".join(sorted(others)))
     if re.search(r"the \w+ (?:is|are) now (?:in|on|at) the", text) and not asked.has(*PLACE_WORDS, *MOVE_TALK) and not any(len(w) > 3 and _one_slip(w, p) for w in asked.said for p in PLACE_WORDS):
         out.append("moves a thing, but the message names no place")
+    if re.search(r"(?:^Done: |, |and )removed ", text) and not asked.removes:
+        out.append("takes a thing away, but the message asks for nothing to go")
+    if not asked.classes and not asked.backgrounds and not asked.refers and not asked.went_on and not asked.said & (EDIT_VERBS | WANT_WORDS):
+        out.append("changes the picture, but the message asks for no change")
     m = re.search(r"the background is now (\w+)", text)
     if m and asked.backgrounds and m.group(1) not in asked.backgrounds:
         out.append(f"sets the background to {m.group(1)} for {', '.join(sorted(asked.backgrounds))}")
@@ -257,7 +295,7 @@ ANSWERS = re.compile(r"(?:The background is |There (?:is|are) |The \w+ is |Yes, 
 def _answer_faults(text: str, message: str, asked: _Asked, words: Words) -> list[str]:
     """Answers of another kind than the question, or to a request."""
     out = []
-    if re.match(r"The background is \w+\.$", text) and not asked.has(*BACKGROUND_TALK) and not asked.backgrounds and (asked.classes or asked.has(*words.categories, *PLACE_WORDS)):
+    if re.match(r"The background is \w+\.$", text) and not asked.has(*BACKGROUND_TALK) and not asked.backgrounds and (asked.classes or asked.has(*words.categories, *PLACE_WORDS) or re.search(r"\bwhere(?:'s| is| did|'d| has)? (?:it|he|she)\b", asked.low)):
         out.append("answers with the background")
     if ANSWERS.match(text) and not _asks(message) and asked.said & EDIT_VERBS and "changed nothing" not in text and not text.startswith("There is no picture"):
         out.append("answers a request")
@@ -265,3 +303,30 @@ def _answer_faults(text: str, message: str, asked: _Asked, words: Words) -> list
     if m and not asked.general and m.group(2) not in ("objects", "things") and words.classes_in(m.group(2)) and not words.classes_in(m.group(2)) & asked.classes:
         out.append(f"counts {m.group(2)}, not asked about")
     return out
+
+
+NOT_THINGS = frozenset((
+    "lot", "bit", "little", "big", "nice", "lovely", "picture", "pic", "drawing", "image", "photo", "card", "friend", "pet", "few", "couple",
+    "kid", "day", "new", "one", "good", "great", "beautiful", "cute", "small", "tiny", "huge", "large", "second", "third", "first", "worksheet",
+    "poster", "story", "present", "gift", "minute", "moment", "question", "favour", "favor", "look", "go", "try", "thing", "scene", "background",
+    "bunch", "pair", "sec", "while", "sky", "sea", "snow", "beach", "grass", "night", "way", "place", "spot", "corner", "side", "row", "lot",
+))
+
+
+def name_back(text: str, message: str, words: Words) -> str | None:
+    """A refusal to draw a thing the model named wrongly ("I can't draw a pimodax; ..." to "add a snowman
+    next to the house") with the thing the message asks for named back as the person wrote it
+    ("I can't draw a snowman; ..."), when the message names exactly one thing the reader does not
+    know after "a" / "an" / "some"; else None."""
+    m = re.match(r"I can't draw an? ([a-z ]+)(;.*)$", text, re.S)
+    if m is None or m.group(1) in message.lower():
+        return None
+    unknown = []
+    for found in re.finditer(r"\b(?:a|an|some|any|the)\s+([a-z]+)(?:\s+([a-z]+))?", message.lower()):
+        word = found.group(2) if found.group(1) in NOT_THINGS and found.group(2) else found.group(1)  # "a big dragon": the dragon
+        if len(word) > 2 and word not in NOT_THINGS and not words.named(word) and word not in PLACE_WORDS and word not in unknown:
+            unknown.append(word)
+    if len(unknown) != 1:
+        return None
+    thing = unknown[0]
+    return f"I can't draw {article(thing)} {thing}{m.group(2)}"

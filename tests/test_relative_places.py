@@ -7,7 +7,7 @@ import pytest
 from chatgen import world
 from chatgen.defaults import SHIPPED
 from chatgen.edit_claims import Redo
-from chatgen.relative_places import check_relative, meant_slots, names_a_relation
+from chatgen.relative_places import answer_relative, check_relative, meant_slots, names_a_relation
 from chatgen.world import Obj, Scene
 from chatgen.world.people_turns import relative_turn
 
@@ -82,3 +82,27 @@ def test_a_thing_put_elsewhere_is_drawn_again_where_it_was_asked_for():
     r = a.respond(s, "add a flower to the right of the dog", p)
     assert r.metadata.get("first_reply") not in (None, "Done: added a flower on the right.")
     assert r.text == "Done: added a flower on the right." and world.detect(r.image) == Scene("grass", (Obj("dog", 1, 1), Obj("flower", 1, 2)))
+
+
+def test_next_to_is_beside_when_a_side_is_free():
+    """People mean beside it on its row ("put a ball next to the dog": left or right of a dog in the
+    middle); above or below only when both sides are taken."""
+    alone = reading(Scene("beach", (Obj("dog", 1, 1),)))
+    assert sorted(meant_slots("put a ball next to the dog", alone, world.CLASSES)) == [(1, 0), (1, 2)]
+    boxed = reading(Scene("beach", (Obj("dog", 1, 1), Obj("cat", 1, 0), Obj("fox", 1, 2))))
+    assert sorted(meant_slots("put a ball next to the dog", boxed, world.CLASSES)) == [(0, 1), (2, 1)]
+
+
+def test_questions_about_a_place_relative_to_a_thing_are_answered_from_the_picture():
+    seen = reading(Scene("grass", (Obj("moon", 0, 1), Obj("car", 1, 1), Obj("fox", 2, 0), Obj("dog", 1, 2))))
+    ask = lambda q: answer_relative(q, seen, world.CLASSES)  # noqa: E731
+    assert ask("what's right above the car?") == "There is a moon above the car."
+    assert ask("what's directly under the moon?") == "There is a car below the moon."
+    assert ask("what is to the left of the dog?") == "There is a car to the left of the dog."
+    assert ask("what's below the car?") == "There is nothing below the car."
+    assert ask("is the fox to the left of the dog?") == "Yes, the fox is to the left of the dog."
+    assert ask("is the dog above the fox") == "Yes, the dog is above the fox."
+    assert ask("is the fox above the moon?") == "No, the fox is in the bottom left and the moon is at the top."
+    # not such a question, or a thing that is not there once: left to the other checks
+    for q in ("where is the car?", "what's in the top right?", "what's above the tree?", "put a cat above the car", "is the rabbit on the left?"):
+        assert ask(q) is None, q

@@ -11,7 +11,7 @@ from chatgen.defaults import SHIPPED
 from chatgen.events import ReplyDone, TextDelta
 from chatgen.params import GenerationParams
 from chatgen.replan import better_plan
-from chatgen.reply_fit import faults
+from chatgen.reply_fit import faults, name_back
 from chatgen.train.data import sample_dialogue
 
 WORDS = world.world_reader().words
@@ -61,6 +61,14 @@ def test_the_world_s_replies_fit_their_messages():
     ("and switch the background to beach while you're at it", "The background is grass.", "answers a request"),
     ("hello, I'm a teacher making a worksheet for counting, could you please draw three apples on grass, no other objects?",
      "Here is an apple at the top, an apple on the left, a tree in the center and an apple on the right, on grass.", "draws tree, not asked for"),
+    ("and the background then?", "Done: the background is now beach.", "changes the picture for a question"),
+    ("and where is it", "The background is grass.", "answers with the background"),
+    ("good evening! hope you're well", "You're welcome!", "answers \"You're welcome\" to a message that says nothing of the kind"),
+    ("Hi! could you draw a cat on the beach with a balloon in the top right corner?", "Here is a balloon in the top right, on the beach.", "leaves out cat"),
+    ("good evening! hope you're well", "Done: removed the dog.", "changes the picture, but the message asks for no change"),
+    ("and some cool sunglasses on her?", "Done: removed the cat.", "takes a thing away, but the message asks for nothing to go"),
+    ("write merry xmas across the top", "Done: removed the tree.", "takes a thing away, but the message asks for nothing to go"),
+    ("Can you make the boat more big please?", "Done: removed the boat.", "takes a thing away, but the message asks for nothing to go"),
     ("add one more dog", "Which dog, the left one or the right one?", "asks which one to a request to add"),
     ("what's at the bottom?", "The background is beach.", "answers with the background"),
     ("how many vehicals", "There is one sun.", "counts sun, not asked about"),
@@ -69,6 +77,12 @@ def test_the_world_s_replies_fit_their_messages():
 def test_texts_that_do_not_fit_what_people_asked(message, reply, fault):
     """Replies the shipped model gave to evals/people and evals/fresh messages (temperature 0)."""
     assert fault in faults(reply, message, WORDS, picture=True, mask=False)
+
+
+def test_an_edit_with_no_picture_does_not_fit():
+    ask = "I've been trying to get a picture of a fox sitting in the snow for ages, can you help? Just the fox in the middle"
+    assert "edits a picture that is not there" in faults("Done: the fox is now a frog.", ask, WORDS, picture=False, mask=False)
+    assert faults("Here is a fox in the center, in the snow.", ask, WORDS, picture=False, mask=False) == []
 
 
 @pytest.mark.parametrize("message, reply, picture, mask", [
@@ -98,6 +112,7 @@ def test_words_people_mistype_are_read_as_the_names_they_meant():
     assert WORDS.named("draw a catt, a dgo and a hosue on the beech") == {"cat", "dog", "house", "beach"}
     assert WORDS.named("a fsh and a ballon at nighttime") == {"fish", "balloon", "night"}
     assert WORDS.named("two cas over the waves") == {"sea"}  # cats or cars? neither
+    assert WORDS.named("a catus and a cacts") == {"cactus"}  # a letter left out is likelier than one too many
     # words of their own are not mended into names
     assert WORDS.named("here is my card, show me what it does, three times") == set()
 
@@ -152,3 +167,16 @@ def test_the_shipped_model_draws_what_was_asked_after_another_plan():
     assert assistant.respond(session, "add 2 more clouds please x", {"temperature": 0}).image is not None
     answer = assistant.respond(session, "so there are three clouds now, yeah?", {"temperature": 0})
     assert answer.text.startswith("Yes") and answer.image is None
+
+
+def test_a_refusal_names_back_the_thing_asked_for():
+    """The shipped model refuses "add a snowman next to the house" with a name it made up; the refusal
+    is said again with the thing the person wrote."""
+    said = "I can't draw a pimodax; I can draw: dog, cat, rabbit."
+    assert name_back(said, "add a snowman next to the house", WORDS) == "I can't draw a snowman; I can draw: dog, cat, rabbit."
+    assert name_back(said, "put an owl in the tree", WORDS) == "I can't draw an owl; I can draw: dog, cat, rabbit."
+    assert name_back(said, "draw a big dragon on the left", WORDS) == "I can't draw a dragon; I can draw: dog, cat, rabbit."
+    # nothing unknown, two unknown things, or the name is the one asked for: left as it is
+    assert name_back(said, "add a cat", WORDS) is None
+    assert name_back(said, "add a robot and a castle", WORDS) is None
+    assert name_back("I can't draw a robot; I can draw: dog.", "add a robot", WORDS) is None

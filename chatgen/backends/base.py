@@ -80,6 +80,11 @@ class Backend(ABC):
         not read its texts (the default)."""
         return []
 
+    def mend_text(self, text: str, message: str, picture: Image.Image | None = None) -> str | None:
+        """`text` mended to fit `message` (about `picture`, the one the reply starts from) where the
+        backend knows how (a refusal naming back the thing asked for), else None (the default)."""
+        return None
+
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """The answer `picture` supports when the text reply `text` to `question` states something
         else about it ("There is one dog." next to two); None when it holds, when the text is not

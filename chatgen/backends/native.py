@@ -34,8 +34,8 @@ from ..edit_claims import check_claims, parse_done
 from ..drawing_requests import check_drawing, may_name_a_scene
 from ..group_edits import check_group, names_a_group
 from ..mask_claims import check_masked
-from ..relative_places import check_relative, names_a_relation
-from ..reply_fit import faults
+from ..relative_places import answer_relative, check_relative, names_a_relation
+from ..reply_fit import faults, name_back
 from ..picture_answers import Names, check_answer
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
@@ -243,13 +243,25 @@ class NativeBackend(Backend):
             present = frozenset(c for row in self.reader.read(picture).labels for c in row if c)
         return faults(text, message, self.reader.words, picture is not None, mask and self.config.mask_regions, before, present)
 
+    def mend_text(self, text: str, message: str, picture: Image.Image | None = None) -> str | None:
+        """With a scene reader: the answer `picture` gives to a question about a place relative to a thing
+        (`relative_places.answer_relative`: "what's right above the car?" answered with an edit), or a
+        refusal that names back the thing the message asks for (`reply_fit.name_back`)."""
+        if self.reader is None:
+            return None
+        answer = answer_relative(message, self.reader.read(picture), self.reader.classes) if picture is not None else None
+        return answer if answer is not None and answer != text else name_back(text, message, self.reader.words)
+
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else
         about it (`chatgen.picture_answers`), else None."""
         if self.reader is None:
             return None
-        names = Names(self.reader.classes, self.reader.canvases, self.reader.categories)
-        return check_answer(text, question, self.reader.read(picture), names)
+        reading = self.reader.read(picture)
+        relative = answer_relative(question, reading, self.reader.classes)
+        if relative is not None:
+            return relative if relative != text else None
+        return check_answer(text, question, reading, Names(self.reader.classes, self.reader.canvases, self.reader.categories))
 
     def unreadable(self, image: Image.Image) -> str | None:
         limit = self.config.max_upload_error

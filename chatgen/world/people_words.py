@@ -34,7 +34,7 @@ BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
 # Words of the world's background phrases ("on water", "on the sand", "make it dark") that name a background.
 BACKGROUND_PHRASE_WORDS: dict[str, str] = {
     "water": "sea", "ocean": "sea", "sand": "beach", "sandy": "beach", "lawn": "grass", "field": "grass", "grassy": "grass",
-    "meadow": "grass", "dark": "night", "nighttime": "night", "winter": "snow", "snowy": "snow",
+    "meadow": "grass", "dark": "night", "nighttime": "night", "nite": "night", "winter": "snow", "snowy": "snow",
 }
 
 
