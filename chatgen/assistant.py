@@ -29,6 +29,15 @@ a rabbit is drawn again after "Done: the rabbit is now a dog.", an edit over an 
 place keeps the world's honest sentence; "add a bird above the house" answered with a bird
 elsewhere is drawn again after "Done: added a bird <above the house>." (metadata
 `first_reply`: the first reply).
+
+Before any of that, the reply's text is read against the message as soon as it is whole, before
+its picture is drawn or the text is shown (`Backend.text_faults`, `chatgen.reply_fit`): a text
+that does not fit ("Here is a star ..." for "one cloud", "Hello!" to "so there are three clouds
+now?", an edit for "what's right above the car?") is mended where the words make the mend plain
+(`Backend.mend_text`: the asked background, only the changes asked for, the thing's name said
+back, a relative question answered from the picture), else replaced by the text the model itself
+samples most often among those that fit better (`chatgen.replan`); the reply goes on after that
+text (metadata `replanned`: the first text, its faults, how many texts were sampled).
 """
 
 from __future__ import annotations
@@ -381,9 +390,9 @@ class Assistant:
     def _plan(self, session: Session, message: Message, prompt, p: GenerationParams, cancel, picture: Callable[[], Image.Image | None], text: str) -> Plan | None:
         """Another text of the model to go on after when `text` does not fit the message (see `run`)."""
         turns = session.path()
-        faults_of = functools.partial(self.backend.text_faults, message=message.text, picture=picture(), mask=message.mask is not None,
-                                      before=turns[-1].user_text if turns else "")
-        return better_plan(text, faults_of, self.backend, prompt, p, cancel, mend=functools.partial(self.backend.mend_text, message=message.text, picture=picture()))
+        context = {"message": message.text, "picture": picture(), "before": turns[-1].user_text if turns else ""}
+        faults_of = functools.partial(self.backend.text_faults, mask=message.mask is not None, **context)
+        return better_plan(text, faults_of, self.backend, prompt, p, cancel, mend=functools.partial(self.backend.mend_text, **context))
 
     def _start_codes(self, session: Session, message: Message, prompt) -> torch.Tensor | None:
         """Codes of the picture a reply started from (the upload, else the latest image; a masked

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .scene_text import _one_slip, article, plural
+from .scene_text import _one_slip, plural
 
 SMALLTALK_STARTS = ("Hello!", "You're welcome", "Goodbye", "Glad you like it", "I draw small pictures")
 QUESTION_WORDS = frozenset(("what", "what's", "whats", "where", "where's", "wheres", "which", "how", "is", "are", "does", "do", "did", "who", "whats", "any", "anything"))
@@ -165,7 +165,8 @@ class _Asked:
         return any((w in self.said) if " " not in w else (w in self.low) for w in words)
 
 
-def _read(message: str, words: Words, before: str) -> _Asked:
+def read_message(message: str, words: Words, before: str = "") -> _Asked:
+    """What `message` names and asks, read once for every rule."""
     low = message.lower()
     said = frozenset(re.findall(r"[a-z']+", low))
     named = words.named(message)
@@ -183,7 +184,7 @@ def faults(reply: str, message: str, words: Words, picture: bool, mask: bool, be
     nothing does. `picture`: the conversation has a picture to change; `mask`: a part was painted;
     `before`: the previous user message (a short answer to a question goes on from it); `present`:
     the classes the picture holds, when it was read."""
-    text, asked = reply.strip(), _read(message, words, before)
+    text, asked = reply.strip(), read_message(message, words, before)
     out = _kind_faults(text, message, asked, picture, mask)
     if text.startswith("Here is "):
         out += _drawing_faults(text, asked, words, picture)
@@ -304,29 +305,3 @@ def _answer_faults(text: str, message: str, asked: _Asked, words: Words) -> list
         out.append(f"counts {m.group(2)}, not asked about")
     return out
 
-
-NOT_THINGS = frozenset((
-    "lot", "bit", "little", "big", "nice", "lovely", "picture", "pic", "drawing", "image", "photo", "card", "friend", "pet", "few", "couple",
-    "kid", "day", "new", "one", "good", "great", "beautiful", "cute", "small", "tiny", "huge", "large", "second", "third", "first", "worksheet",
-    "poster", "story", "present", "gift", "minute", "moment", "question", "favour", "favor", "look", "go", "try", "thing", "scene", "background",
-    "bunch", "pair", "sec", "while", "sky", "sea", "snow", "beach", "grass", "night", "way", "place", "spot", "corner", "side", "row", "lot",
-))
-
-
-def name_back(text: str, message: str, words: Words) -> str | None:
-    """A refusal to draw a thing the model named wrongly ("I can't draw a pimodax; ..." to "add a snowman
-    next to the house") with the thing the message asks for named back as the person wrote it
-    ("I can't draw a snowman; ..."), when the message names exactly one thing the reader does not
-    know after "a" / "an" / "some"; else None."""
-    m = re.match(r"I can't draw an? ([a-z ]+)(;.*)$", text, re.S)
-    if m is None or m.group(1) in message.lower():
-        return None
-    unknown = []
-    for found in re.finditer(r"\b(?:a|an|some|any|the)\s+([a-z]+)(?:\s+([a-z]+))?", message.lower()):
-        word = found.group(2) if found.group(1) in NOT_THINGS and found.group(2) else found.group(1)  # "a big dragon": the dragon
-        if len(word) > 2 and word not in NOT_THINGS and not words.named(word) and word not in PLACE_WORDS and word not in unknown:
-            unknown.append(word)
-    if len(unknown) != 1:
-        return None
-    thing = unknown[0]
-    return f"I can't draw {article(thing)} {thing}{m.group(2)}"

@@ -11,7 +11,8 @@ from chatgen.defaults import SHIPPED
 from chatgen.events import ReplyDone, TextDelta
 from chatgen.params import GenerationParams
 from chatgen.replan import better_plan
-from chatgen.reply_fit import faults, name_back
+from chatgen.reply_fit import faults
+from chatgen.text_mends import mend_text, name_back
 from chatgen.train.data import sample_dialogue
 
 WORDS = world.world_reader().words
@@ -167,6 +168,10 @@ def test_the_shipped_model_draws_what_was_asked_after_another_plan():
     assert assistant.respond(session, "add 2 more clouds please x", {"temperature": 0}).image is not None
     answer = assistant.respond(session, "so there are three clouds now, yeah?", {"temperature": 0})
     assert answer.text.startswith("Yes") and answer.image is None
+    # a plain mend: the model draws on grass for "at nite"; the assistant says the asked background and it draws that
+    night = assistant.respond(Session(), "hosue in the middle at nite", {"temperature": 0})
+    assert night.text == "Here is a house in the center, at night." and night.metadata["replanned"]["sampled"] == 0
+    assert detect_slots(night.image).background == "night"
 
 
 def test_a_refusal_names_back_the_thing_asked_for():
@@ -180,3 +185,18 @@ def test_a_refusal_names_back_the_thing_asked_for():
     assert name_back(said, "add a cat", WORDS) is None
     assert name_back(said, "add a robot and a castle", WORDS) is None
     assert name_back("I can't draw a robot; I can draw: dog.", "add a robot", WORDS) is None
+
+
+def test_plain_mends_of_a_text():
+    """The asked background said instead of another; changes nobody asked for left out."""
+    assert mend_text("Here is a house in the center, on grass.", "hosue in the middle at nite", WORDS, picture=False) == "Here is a house in the center, at night."
+    assert mend_text("Here is a dog on the left and a cat in the center, on grass.", "draw a catt and a dgo on the beech", WORDS, picture=False) == (
+        "Here is a dog on the left and a cat in the center, on the beach.")
+    ask = "That's perfect. She also has a pet rabbit called Biscuit, would you be able to add him on the left?"
+    assert mend_text("Done: added a rabbit on the left and the background is now beach.", ask, WORDS, picture=True) == "Done: added a rabbit on the left."
+    assert mend_text("Done: added a rabbit on the left and added a cloud on the right.", "add a bunny on the left", WORDS, picture=True) == "Done: added a rabbit on the left."
+    assert mend_text("Done: removed the dog and the background is now sky.", "remove the dog and make it snowy", WORDS, picture=True) == (
+        "Done: removed the dog and the background is now snow.")
+    # a text that fits, or one no plain mend puts right, is left alone
+    assert mend_text("Here is a cat in the center, on the beach.", "a cat on the beach", WORDS, picture=False) is None
+    assert mend_text("Here is a star in the center, in the sky.", "one cloud in the sky", WORDS, picture=False) is None

@@ -80,7 +80,7 @@ class Backend(ABC):
         not read its texts (the default)."""
         return []
 
-    def mend_text(self, text: str, message: str, picture: Image.Image | None = None) -> str | None:
+    def mend_text(self, text: str, message: str, picture: Image.Image | None = None, before: str = "") -> str | None:
         """`text` mended to fit `message` (about `picture`, the one the reply starts from) where the
         backend knows how (a refusal naming back the thing asked for), else None (the default)."""
         return None

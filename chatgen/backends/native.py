@@ -35,7 +35,8 @@ from ..drawing_requests import check_drawing, may_name_a_scene
 from ..group_edits import check_group, names_a_group
 from ..mask_claims import check_masked
 from ..relative_places import answer_relative, check_relative, names_a_relation
-from ..reply_fit import faults, name_back
+from ..reply_fit import faults
+from ..text_mends import mend_text
 from ..picture_answers import Names, check_answer
 from ..events import Event
 from ..generation import PrefixCachePool, Prompt, stream_reply
@@ -243,14 +244,15 @@ class NativeBackend(Backend):
             present = frozenset(c for row in self.reader.read(picture).labels for c in row if c)
         return faults(text, message, self.reader.words, picture is not None, mask and self.config.mask_regions, before, present)
 
-    def mend_text(self, text: str, message: str, picture: Image.Image | None = None) -> str | None:
+    def mend_text(self, text: str, message: str, picture: Image.Image | None = None, before: str = "") -> str | None:
         """With a scene reader: the answer `picture` gives to a question about a place relative to a thing
-        (`relative_places.answer_relative`: "what's right above the car?" answered with an edit), or a
-        refusal that names back the thing the message asks for (`reply_fit.name_back`)."""
+        (`relative_places.answer_relative`: "what's right above the car?" answered with an edit), or the
+        text mended to fit the message (`text_mends.mend_text`: the asked background, only the changes
+        asked for, a refusal naming back the thing asked for)."""
         if self.reader is None:
             return None
         answer = answer_relative(message, self.reader.read(picture), self.reader.classes) if picture is not None else None
-        return answer if answer is not None and answer != text else name_back(text, message, self.reader.words)
+        return answer if answer is not None and answer != text else mend_text(text, message, self.reader.words, picture is not None, before)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else
