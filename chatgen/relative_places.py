@@ -113,13 +113,15 @@ _WHAT = re.compile(r"^(?:(?:and|so|ok|okay|now|hmm),?\s+)*(?:what's|whats|what i
 _IS = re.compile(r"^(?:(?:and|so|ok|okay|now|hmm),?\s+)*(?:is|are) (?:the\s+)?([a-z]+) (?:still |now |sitting |right |directly |just )*(" + "|".join(w for _, w in _WORDS[:4]) + r")\s+(?:the\s+)?([a-z]+)")
 
 
-def answer_relative(question: str, before: Reading, classes) -> str | None:
+def answer_relative(question: str, before: Reading, classes, aliases: dict[str, str] | None = None) -> str | None:
     """The answer a picture gives to a question about a place relative to a thing: "what's right above
     the car?" -> "There is a moon above the car." / "There is nothing above the car."; "is the fox to
     the left of the dog?" -> "Yes, the fox is to the left of the dog." / "No, the fox is on the right
     and the dog is in the center." (above / below / left / right: higher, lower, further left or right
-    on the grid). None for anything else, or when a thing named is not there exactly once."""
+    on the grid; `aliases`: other words for the classes, "bunny" -> "rabbit"). None for anything
+    else, or when a thing named is not there exactly once."""
     nouns, low = class_nouns(classes), _lower(question).strip()
+    nouns |= {word: name for word, name in (aliases or {}).items() if name in classes and " " not in word and word not in nouns}  # "the bunny"
     where = {}
     for r, row in enumerate(before.labels):
         for c, label in enumerate(row):

@@ -43,10 +43,11 @@ REMOVAL_WORDS = frozenset((
     "leave", "except", "not", "hide", "toss", "axe", "cut", "zap", "banish", "yeet", "get", "dop", "ease", "loes", "delet", "remov", "rmv", "del", "drp",
 ))
 WANT_WORDS = frozenset(("should", "want", "need", "let", "can", "could", "would", "please", "pls", "plz", "like", "wish"))
+WRITING = frozenset(("write", "writing", "written", "text", "spell", "caption", "letters", "lettering", "words", "sign", "label", "title", "wrte", "wirte"))
 TEXT_TALK = frozenset(("write", "writ", "text", "word", "words", "letter", "letters", "say", "says", "sas", "spell", "caption", "title", "label", "name", "sign"))
 SMALLTALK_TALK = {  # a small-talk reply and the words of the messages it answers
     "You're welcome": ("thank", "thanks", "thx", "ty", "cheers", "ta", "appreciate", "grateful", "thank you", "tanks", "thnx", "thankyou"),
-    "Goodbye": ("bye", "goodbye", "see you", "see ya", "cya", "later", "goodnight", "good night", "that's all", "that's it", "farewell", "bye-bye", "gtg", "leaving"),
+    "Goodbye": ("bye", "goodbye", "good night", "goodnight", "night night", "see you", "see ya", "cya", "later", "goodnight", "good night", "that's all", "that's it", "farewell", "bye-bye", "gtg", "leaving"),
 }
 COUNT_TALK = ("how many", "count", "number of", "many")
 CAPABILITY_TALK = ("can", "do", "able", "help", "know", "what", "draw", "how", "who", "options", "list")
@@ -169,7 +170,7 @@ def read_message(message: str, words: Words, before: str = "") -> _Asked:
     """What `message` names and asks, read once for every rule."""
     low = message.lower()
     said = frozenset(re.findall(r"[a-z']+", low))
-    named = words.named(message)
+    named = words.named(re.sub(r"\bgood ?night\b|\bnight night\b", "goodbye", low))  # "good night!" names no background
     classes = frozenset(n for n in named if n in words.classes)
     refers = bool(said & {"it", "them", "this", "that", "these", "those", "one", "ones", "him", "her", "he", "she", "they", "its", "it's"})
     loose = set(re.findall(r"[a-z']+", re.sub(r"\bno (?:other |more )?[a-z]+", "", low)))  # "no other objects" names no group
@@ -259,6 +260,8 @@ def _edit_faults(text: str, asked: _Asked, words: Words) -> list[str]:
         out.append("moves a thing, but the message names no place")
     if re.search(r"(?:^Done: |, |and )removed ", text) and not asked.removes:
         out.append("takes a thing away, but the message asks for nothing to go")
+    if asked.said & WRITING:
+        out.append("changes the picture for a request to write")
     if not asked.classes and not asked.backgrounds and not asked.refers and not asked.went_on and not asked.said & (EDIT_VERBS | WANT_WORDS):
         out.append("changes the picture, but the message asks for no change")
     m = re.search(r"the background is now (\w+)", text)

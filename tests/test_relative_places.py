@@ -103,6 +103,7 @@ def test_questions_about_a_place_relative_to_a_thing_are_answered_from_the_pictu
     assert ask("is the fox to the left of the dog?") == "Yes, the fox is to the left of the dog."
     assert ask("is the dog above the fox") == "Yes, the dog is above the fox."
     assert ask("is the fox above the moon?") == "No, the fox is in the bottom left and the moon is at the top."
+    assert answer_relative("is the doggo to the right of the car?", seen, world.CLASSES, READER.aliases) == "Yes, the dog is to the right of the car."
     # not such a question, or a thing that is not there once: left to the other checks
     for q in ("where is the car?", "what's in the top right?", "what's above the tree?", "put a cat above the car", "is the rabbit on the left?"):
         assert ask(q) is None, q

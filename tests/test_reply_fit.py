@@ -70,6 +70,8 @@ def test_the_world_s_replies_fit_their_messages():
     ("and some cool sunglasses on her?", "Done: removed the cat.", "takes a thing away, but the message asks for nothing to go"),
     ("write merry xmas across the top", "Done: removed the tree.", "takes a thing away, but the message asks for nothing to go"),
     ("Can you make the boat more big please?", "Done: removed the boat.", "takes a thing away, but the message asks for nothing to go"),
+    ("write my name at the bottom please", "Done: the sun is now at the bottom.", "changes the picture for a request to write"),
+    ("good night!", "Done: the background is now night.", "changes the picture, but the message asks for no change"),
     ("add one more dog", "Which dog, the left one or the right one?", "asks which one to a request to add"),
     ("what's at the bottom?", "The background is beach.", "answers with the background"),
     ("how many vehicals", "There is one sun.", "counts sun, not asked about"),
@@ -94,6 +96,8 @@ def test_an_edit_with_no_picture_does_not_fit():
     ("in the centre", "Done: the apple is now a tree.", True, False),  # the answer to "Which apple?" after "make the apple a tree"
     ("turn this into a bear", "There is nothing in the part you painted, so I changed nothing.", True, True),
     ("what can you draw?", "I draw small pictures of up to 4 things: dog, cat.", False, False),
+    ("good night!", "Goodbye!", True, False),
+    ("make it night", "Done: the background is now night.", True, False),
     ("where is this?", "The background is night.", True, False),
     ("how many dogs are there", "There are two dogs.", True, False),
     ("and the balloons?", "There are no balloons.", True, False),

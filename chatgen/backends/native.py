@@ -251,7 +251,7 @@ class NativeBackend(Backend):
         asked for, a refusal naming back the thing asked for)."""
         if self.reader is None:
             return None
-        answer = answer_relative(message, self.reader.read(picture), self.reader.classes) if picture is not None else None
+        answer = answer_relative(message, self.reader.read(picture), self.reader.classes, self.reader.aliases) if picture is not None else None
         return answer if answer is not None and answer != text else mend_text(text, message, self.reader.words, picture is not None, before)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
@@ -260,7 +260,7 @@ class NativeBackend(Backend):
         if self.reader is None:
             return None
         reading = self.reader.read(picture)
-        relative = answer_relative(question, reading, self.reader.classes)
+        relative = answer_relative(question, reading, self.reader.classes, self.reader.aliases)
         if relative is not None:
             return relative if relative != text else None
         return check_answer(text, question, reading, Names(self.reader.classes, self.reader.canvases, self.reader.categories))
