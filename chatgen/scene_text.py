@@ -167,6 +167,17 @@ def answer_background(background: str) -> str:
     return f"The background is {background}."
 
 
+CAN_DO = "I can add, remove, replace or move things and change the background."  # every edit the world has
+GREETING_REPLY = "Hello! Ask me to draw a picture, for example a dog on the grass."
+THANKS_REPLY = "You're welcome!"
+BYE_REPLY = "Goodbye!"
+
+
+def impossible_reply(change: str) -> str:
+    """An edit the world cannot make: "I can't make things bigger. I can add, remove, ..."."""
+    return f"I can't {change}. {CAN_DO}"
+
+
 def limit_reply(cls: str, reason: str) -> str:
     """Refusal of an add that breaks a scene limit (`reason`: "too_many_objects" or "too_many_of_class")."""
     if reason == "too_many_objects":

@@ -8,7 +8,9 @@ mended text (`replan.better_plan` tries a mend before it samples other texts):
 - a done edit with a change nobody asked for ("Done: added a rabbit on the left and the
   background is now beach.") keeps only the changes asked for ("Done: added a rabbit on the left.");
 - a refusal of a thing the model misnamed ("I can't draw a pimodax") names back the thing the
-  person wrote ("I can't draw a snowman").
+  person wrote ("I can't draw a snowman");
+- an edit made for a request to write, a goodbye or a thank-you ("good night!" answered by making
+  the picture night) is the world's sentence for it ("I can't write text. ...", "Goodbye!").
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from __future__ import annotations
 import re
 
 from .edit_claims import Claim, parse_done
-from .reply_fit import PLACE_WORDS, Words, faults, read_message
-from .scene_text import BG_PHRASE, article, join, slot_phrase, with_article
+from .reply_fit import PLACE_WORDS, SMALLTALK_TALK, WRITING, Words, faults, read_message
+from .scene_text import BG_PHRASE, BYE_REPLY, THANKS_REPLY, article, impossible_reply, join, slot_phrase, with_article
 
 
 NOT_THINGS = frozenset((
@@ -52,7 +54,7 @@ def mend_text(text: str, message: str, words: Words, picture: bool, before: str 
     if text.startswith("Here is "):
         mended = _drawn_background(text, message, words)
     elif text.startswith("Done: "):
-        mended = _asked_changes(text, message, words, before)
+        mended = _asked_changes(text, message, words, before) or _no_change(message, words, before)
     else:
         mended = name_back(text, message, words)
     if mended is None or mended == text:
@@ -101,3 +103,15 @@ def _asked_changes(text: str, message: str, words: Words, before: str) -> str | 
     if not kept or kept == claims:
         return None
     return "Done: " + join([_clause(c) for c in kept]) + "."
+
+
+def _no_change(message: str, words: Words, before: str) -> str | None:
+    """The world's sentence for a message that asks for no edit the model made anyway: a request to
+    write ("I can't write text. ..."), a goodbye or a thank-you that names no change."""
+    asked = read_message(message, words, before)
+    if asked.said & WRITING:
+        return impossible_reply("write text")
+    for reply, talk in ((BYE_REPLY, SMALLTALK_TALK["Goodbye"]), (THANKS_REPLY, SMALLTALK_TALK["You're welcome"])):
+        if asked.has(*talk) and not asked.classes and not asked.backgrounds:
+            return reply
+    return None

@@ -201,6 +201,10 @@ def test_plain_mends_of_a_text():
     assert mend_text("Done: added a rabbit on the left and added a cloud on the right.", "add a bunny on the left", WORDS, picture=True) == "Done: added a rabbit on the left."
     assert mend_text("Done: removed the dog and the background is now sky.", "remove the dog and make it snowy", WORDS, picture=True) == (
         "Done: removed the dog and the background is now snow.")
+    assert mend_text("Done: the sun is now at the bottom.", "write my name at the bottom please", WORDS, picture=True) == (
+        "I can't write text. I can add, remove, replace or move things and change the background.")
+    assert mend_text("Done: the background is now night.", "good night!", WORDS, picture=True) == "Goodbye!"
+    assert mend_text("Done: removed the dog.", "thanks so much", WORDS, picture=True) == "You're welcome!"
     # a text that fits, or one no plain mend puts right, is left alone
     assert mend_text("Here is a cat in the center, on the beach.", "a cat on the beach", WORDS, picture=False) is None
     assert mend_text("Here is a star in the center, in the sky.", "one cloud in the sky", WORDS, picture=False) is None

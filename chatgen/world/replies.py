@@ -100,7 +100,7 @@ def out_of_world_reply(name: str) -> str:
 
 
 # ---- honest replies: what the assistant says instead of a picture it cannot make -----------------
-CAN_DO = "I can add, remove, replace or move things and change the background."  # every edit the world has
+CAN_DO = scene_text.CAN_DO  # every edit the world has
 
 
 def absent_reply(cls: str) -> str:
@@ -110,13 +110,13 @@ def absent_reply(cls: str) -> str:
 
 def impossible_reply(change: str) -> str:
     """An edit the world cannot make: "I can't make things bigger. I can add, remove, ..."."""
-    return f"I can't {change}. {CAN_DO}"
+    return scene_text.impossible_reply(change)
 
 
 # Short replies to messages that ask for nothing to be drawn.
 SMALLTALK_REPLIES: dict[str, str] = {
-    "greeting": "Hello! Ask me to draw a picture, for example a dog on the grass.",
-    "thanks": "You're welcome!",
+    "greeting": scene_text.GREETING_REPLY,
+    "thanks": scene_text.THANKS_REPLY,
     "capabilities": f"I draw small pictures of up to 4 things: {', '.join(CLASSES)}; on grass, sky, beach, snow, night or sea. {CAN_DO}",
-    "bye": "Goodbye!",
+    "bye": scene_text.BYE_REPLY,
 }
