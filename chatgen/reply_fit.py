@@ -254,15 +254,16 @@ def _edit_faults(text: str, asked: _Asked, words: Words) -> list[str]:
     for m in re.finditer(r"the (\w+) (?:is|are) now", text):
         old |= words.classes_in(m.group(1))
     others = asked.classes - new
-    if old - asked.went_on and others and not asked.refers:
-        out.append("changes " + ", ".join(sorted(old - asked.went_on)) + ", not the " + ", ".join(sorted(others)))
+    if old - asked.classes and others and not asked.refers:
+        out.append("changes " + ", ".join(sorted(old - asked.classes)) + ", not the " + ", ".join(sorted(others)))
     if re.search(r"the \w+ (?:is|are) now (?:in|on|at) the", text) and not asked.has(*PLACE_WORDS, *MOVE_TALK) and not any(len(w) > 3 and _one_slip(w, p) for w in asked.said for p in PLACE_WORDS):
         out.append("moves a thing, but the message names no place")
     if re.search(r"(?:^Done: |, |and )removed ", text) and not asked.removes:
         out.append("takes a thing away, but the message asks for nothing to go")
     if asked.said & WRITING:
         out.append("changes the picture for a request to write")
-    if not asked.classes and not asked.backgrounds and not asked.refers and not asked.went_on and not asked.said & (EDIT_VERBS | WANT_WORDS):
+    answers_which = asked.went_on and asked.has(*PLACE_WORDS)  # "in the centre": which one, after "make the apple a tree"
+    if not asked.classes and not asked.backgrounds and not asked.refers and not answers_which and not asked.said & (EDIT_VERBS | WANT_WORDS):
         out.append("changes the picture, but the message asks for no change")
     m = re.search(r"the background is now (\w+)", text)
     if m and asked.backgrounds and m.group(1) not in asked.backgrounds:

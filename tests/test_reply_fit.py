@@ -82,6 +82,15 @@ def test_texts_that_do_not_fit_what_people_asked(message, reply, fault):
     assert fault in faults(reply, message, WORDS, picture=True, mask=False)
 
 
+def test_what_the_message_before_named_does_not_excuse_a_change():
+    """The message before named the rabbit; this one asks for a sun, or for nothing."""
+    before = "is the bunny to the left of the panda?"
+    said = faults("Done: the rabbit is now in the top right.", "now some sunshine up in the top right corner would be lovely, thank you!", WORDS, True, False, before)
+    assert "changes rabbit, not the sun" in said
+    assert "changes the picture, but the message asks for no change" in faults("Done: the background is now night.", "good night!", WORDS, True, False, before)
+    assert faults("Done: the apple is now a tree.", "in the centre", WORDS, True, False, "make the apple a tree") == []
+
+
 def test_an_edit_with_no_picture_does_not_fit():
     ask = "I've been trying to get a picture of a fox sitting in the snow for ages, can you help? Just the fox in the middle"
     assert "edits a picture that is not there" in faults("Done: the fox is now a frog.", ask, WORDS, picture=False, mask=False)
