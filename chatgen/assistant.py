@@ -352,8 +352,13 @@ class Assistant:
         goes on after the plan's text. Returns (ReplyDone, kept)."""
         done: ReplyDone | None = None
         held: list[Event] = []
-        stream, texts, forced, chosen = self.backend.stream(prompt, p, cancel=cancel), [], [], None
+        # The first reply gets a stop signal of its own when its text may be replaced: closing it then
+        # must not stop the reply that goes on after the chosen text (a Stop of the caller still reaches it).
+        first = threading.Event() if plan is not None else cancel
+        stream, texts, forced, chosen = self.backend.stream(prompt, p, cancel=first), [], [], None
         while True:
+            if first is not cancel and cancel is not None and cancel.is_set():
+                first.set()
             ev = next(stream, None)
             if plan is not None and isinstance(ev, TextDelta):
                 texts.append(ev)  # the text so far, shown once it is whole and fits

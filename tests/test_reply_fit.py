@@ -3,6 +3,7 @@ model when it does not fit (chatgen.replan, Assistant.run)."""
 
 import collections
 import random
+import threading
 
 import pytest
 
@@ -169,10 +170,11 @@ def test_the_shipped_model_draws_what_was_asked_after_another_plan():
     from chatgen.conversation import Session
     from chatgen.world import detect_slots
 
-    assistant, session = Assistant(load_backend(SHIPPED)), Session()
-    events = list(assistant.stream(session, "just one cloud in the sky to start with", {"temperature": 0, "seed": 0}))
+    assistant, session, stop = Assistant(load_backend(SHIPPED)), Session(), threading.Event()
+    events = list(assistant.stream(session, "just one cloud in the sky to start with", {"temperature": 0, "seed": 0}, cancel=stop))
     reply = events[-1]
     assert isinstance(reply, Reply) and reply.text == "Here is a cloud in the center, in the sky."
+    assert not reply.cancelled and not stop.is_set() and reply.turn is not None  # the first reply's stop is its own (the UI passes one)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == reply.text  # the first text was never shown
     assert reply.metadata["replanned"]["first"] == "Here is a star in the center, in the sky."
     seen = detect_slots(reply.image)
