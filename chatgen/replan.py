@@ -22,7 +22,7 @@ from typing import Callable
 from .events import ReplyDone, TextDelta
 from .params import GenerationParams
 
-PLANS = 16  # texts sampled when the first one shows a fault
+PLANS = 24  # texts sampled when the first one shows a fault
 AGREED = 2  # a text sampled once may be a slip of sampling ("There are no picture,."): one is kept only when it came this often
 
 
