@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 
 from .scene_reader import Reading
-from .scene_text import COLS, ROWS, limit_reply
+from .scene_text import COLS, ROWS, join, limit_reply, slot_phrase, with_article
 
 MISSED = "That did not work: the picture I made did not show the change, so I kept the picture as it was."
 NO_PICTURE = "There is no picture to change yet. Ask me to draw one, for example a dog on the grass."
@@ -77,6 +77,25 @@ class Claim:
     cls: str | None = None  # the thing added, removed, replaced or moved
     new: str | None = None  # replace: what it became; background: the new background
     slot: tuple[int, int] | None = None  # add / move: where it is now
+
+    def clause(self) -> str:
+        """The claim in the world's words, as `parse_done` reads it: "added a cat on the left"."""
+        if self.kind == "add":
+            return f"added {with_article(self.cls)} {slot_phrase(*self.slot)}"
+        if self.kind == "remove":
+            return f"removed the {self.cls}"
+        if self.kind == "replace":
+            return f"the {self.cls} is now {with_article(self.new)}"
+        if self.kind == "move":
+            return f"the {self.cls} is now {slot_phrase(*self.slot)}"
+        if self.kind == "background":
+            return f"the background is now {self.new}"
+        return "removed everything"
+
+
+def done_text(claims: list[Claim]) -> str:
+    """The canonical done text of these changes: "Done: removed the dog and added a cat on the left."."""
+    return "Done: " + join([c.clause() for c in claims]) + "."
 
 
 class _Words:

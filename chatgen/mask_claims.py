@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import re
 
-from .edit_claims import Claim, Redo, Say, parse_done
+from .edit_claims import Claim, Redo, Say, done_text, parse_done
 from .scene_reader import Reading
-from .scene_text import slot_phrase, with_article
 
 NOTHING_PAINTED = "There is nothing in the part you painted, so I changed nothing."
 
@@ -73,20 +72,13 @@ def check_masked(text: str, user_text: str, painted: list[tuple[int, int]], befo
             return Say(NOTHING_PAINTED)
         if _named(user_text, c.cls):
             return Say(outside_reply(c.cls))
-        return Redo(_done(Claim(c.kind, held[0], new=c.new)))
+        return Redo(done_text([Claim(c.kind, held[0], new=c.new)]))
     if c.kind == "add":
         if c.slot in free:
             return None
         if not free:
             return Say(taken_reply(held[0]))
-        return Redo(_done(Claim("add", c.cls, slot=free[0])))
+        return Redo(done_text([Claim("add", c.cls, slot=free[0])]))
     return None
 
 
-def _done(c: Claim) -> str:
-    """The canonical done text of one change."""
-    if c.kind == "remove":
-        return f"Done: removed the {c.cls}."
-    if c.kind == "replace":
-        return f"Done: the {c.cls} is now {with_article(c.new)}."
-    return f"Done: added {with_article(c.cls)} {slot_phrase(*c.slot)}."

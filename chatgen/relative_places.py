@@ -19,8 +19,9 @@ reply that is not one add or one move.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from .edit_claims import Redo, parse_done
+from .edit_claims import Redo, done_text, parse_done
 from .scene_reader import Reading
 from .scene_text import class_nouns, mend, slot_phrase, with_article
 
@@ -93,9 +94,7 @@ def check_relative(text: str, user_text: str, before: Reading, classes, backgrou
     c = claims[0]
     if not slots or c.slot in slots or (c.kind == "move" and _said_outright(user_text)):
         return None
-    if c.kind == "add":
-        return Redo(f"Done: added {with_article(c.cls)} {slot_phrase(*slots[0])}.")
-    return Redo(f"Done: the {c.cls} is now {slot_phrase(*slots[0])}.")
+    return Redo(done_text([replace(c, slot=slots[0])]))
 
 
 _PLACE = re.compile(r"\b(left|right|top|bottom|middle|center|centre|corner|up|down)\b")

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
-from .edit_claims import Claim, parse_done
-from .reply_fit import PLACE_WORDS, SMALLTALK_TALK, WRITING, Words, faults, read_message
-from .scene_text import BG_PHRASE, BYE_REPLY, THANKS_REPLY, article, impossible_reply, join, slot_phrase, with_article
+from .edit_claims import Claim, done_text, parse_done
+from .reply_fit import PLACE_WORDS, SMALLTALK_TALK, WRITING, Words, read_message
+from .scene_text import BG_PHRASE, BYE_REPLY, THANKS_REPLY, article, impossible_reply
 
 
 NOT_THINGS = frozenset((
@@ -49,17 +49,16 @@ def name_back(text: str, message: str, words: Words) -> str | None:
     return f"I can't draw {article(thing)} {thing}{m.group(2)}"
 
 
-def mend_text(text: str, message: str, words: Words, picture: bool, before: str = "") -> str | None:
-    """`text` mended to fit `message` (see the module doc), or None when no mend fits better."""
+def mend_text(text: str, message: str, words: Words, before: str = "") -> str | None:
+    """`text` mended to fit `message` (see the module doc), or None when no mend applies (whether
+    the mend fits better is the caller's to judge: `replan.better_plan`)."""
     if text.startswith("Here is "):
         mended = _drawn_background(text, message, words)
     elif text.startswith("Done: "):
         mended = _asked_changes(text, message, words, before) or _no_change(message, words, before)
     else:
         mended = name_back(text, message, words)
-    if mended is None or mended == text:
-        return None
-    return mended if len(faults(mended, message, words, picture, False, before)) < len(faults(text, message, words, picture, False, before)) else None
+    return mended if mended != text else None
 
 
 def _drawn_background(text: str, message: str, words: Words) -> str | None:
@@ -69,20 +68,6 @@ def _drawn_background(text: str, message: str, words: Words) -> str | None:
     if len(asked) != 1 or not head or last not in BG_PHRASE.values():
         return None
     return f"{head}, {BG_PHRASE[next(iter(asked))]}."
-
-
-def _clause(c: Claim) -> str:
-    if c.kind == "add":
-        return f"added {with_article(c.cls)} {slot_phrase(*c.slot)}"
-    if c.kind == "remove":
-        return f"removed the {c.cls}"
-    if c.kind == "replace":
-        return f"the {c.cls} is now {with_article(c.new)}"
-    if c.kind == "move":
-        return f"the {c.cls} is now {slot_phrase(*c.slot)}"
-    if c.kind == "background":
-        return f"the background is now {c.new}"
-    return "removed everything"
 
 
 def _asked_changes(text: str, message: str, words: Words, before: str) -> str | None:
@@ -102,7 +87,7 @@ def _asked_changes(text: str, message: str, words: Words, before: str) -> str | 
         kept.append(Claim("background", new=backgrounds[0]) if c.kind == "background" and len(backgrounds) == 1 else c)
     if not kept or kept == claims:
         return None
-    return "Done: " + join([_clause(c) for c in kept]) + "."
+    return done_text(kept)
 
 
 def _no_change(message: str, words: Words, before: str) -> str | None:

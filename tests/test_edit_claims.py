@@ -8,7 +8,7 @@ import pytest
 
 from chatgen import world
 from chatgen.defaults import SHIPPED
-from chatgen.edit_claims import MISSED, NO_PICTURE, Claim, absent_reply, check_claims, parse_done, slot_of
+from chatgen.edit_claims import MISSED, NO_PICTURE, Claim, absent_reply, check_claims, done_text, parse_done, slot_of
 from chatgen.errors import ChatgenError
 from chatgen.world.replies import limit_reply
 from chatgen.scene_reader import SceneReader
@@ -52,6 +52,7 @@ def test_the_world_s_done_texts_parse_to_their_edits():
         }
         for edit, claim in cases.items():
             assert parse_done(edit.reply(), *WORDS) == [claim], edit.reply()
+            assert done_text([claim]) == edit.reply()  # and the claim is written back in the world's words
 
 
 def test_several_changes_in_one_reply_and_plurals():
@@ -61,6 +62,7 @@ def test_several_changes_in_one_reply_and_plurals():
     assert parse_done("Done: the dogs are now foxes.", *WORDS) == [Claim("replace", "dog", new="fox")]
     assert parse_done("Done: removed the dog and added a cat on the left.", *WORDS) == [Claim("remove", "dog"), Claim("add", "cat", slot=(1, 0))]
     assert parse_done("Done: removed everything.", *WORDS) == [Claim("clear")]
+    assert done_text([Claim("remove", "dog"), Claim("add", "cat", slot=(1, 0))]) == "Done: removed the dog and added a cat on the left."
 
 
 @pytest.mark.parametrize("text", ["Here is a dog on the left, on grass.", "Done: the apple, the apple is now a tree.", "Done: made it nicer.",

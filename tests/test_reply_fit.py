@@ -204,18 +204,18 @@ def test_a_refusal_names_back_the_thing_asked_for():
 
 def test_plain_mends_of_a_text():
     """The asked background said instead of another; changes nobody asked for left out."""
-    assert mend_text("Here is a house in the center, on grass.", "hosue in the middle at nite", WORDS, picture=False) == "Here is a house in the center, at night."
-    assert mend_text("Here is a dog on the left and a cat in the center, on grass.", "draw a catt and a dgo on the beech", WORDS, picture=False) == (
+    assert mend_text("Here is a house in the center, on grass.", "hosue in the middle at nite", WORDS) == "Here is a house in the center, at night."
+    assert mend_text("Here is a dog on the left and a cat in the center, on grass.", "draw a catt and a dgo on the beech", WORDS) == (
         "Here is a dog on the left and a cat in the center, on the beach.")
     ask = "That's perfect. She also has a pet rabbit called Biscuit, would you be able to add him on the left?"
-    assert mend_text("Done: added a rabbit on the left and the background is now beach.", ask, WORDS, picture=True) == "Done: added a rabbit on the left."
-    assert mend_text("Done: added a rabbit on the left and added a cloud on the right.", "add a bunny on the left", WORDS, picture=True) == "Done: added a rabbit on the left."
-    assert mend_text("Done: removed the dog and the background is now sky.", "remove the dog and make it snowy", WORDS, picture=True) == (
+    assert mend_text("Done: added a rabbit on the left and the background is now beach.", ask, WORDS) == "Done: added a rabbit on the left."
+    assert mend_text("Done: added a rabbit on the left and added a cloud on the right.", "add a bunny on the left", WORDS) == "Done: added a rabbit on the left."
+    assert mend_text("Done: removed the dog and the background is now sky.", "remove the dog and make it snowy", WORDS) == (
         "Done: removed the dog and the background is now snow.")
-    assert mend_text("Done: the sun is now at the bottom.", "write my name at the bottom please", WORDS, picture=True) == (
+    assert mend_text("Done: the sun is now at the bottom.", "write my name at the bottom please", WORDS) == (
         "I can't write text. I can add, remove, replace or move things and change the background.")
-    assert mend_text("Done: the background is now night.", "good night!", WORDS, picture=True) == "Goodbye!"
-    assert mend_text("Done: removed the dog.", "thanks so much", WORDS, picture=True) == "You're welcome!"
+    assert mend_text("Done: the background is now night.", "good night!", WORDS) == "Goodbye!"
+    assert mend_text("Done: removed the dog.", "thanks so much", WORDS) == "You're welcome!"
     # a text that fits, or one no plain mend puts right, is left alone
-    assert mend_text("Here is a cat in the center, on the beach.", "a cat on the beach", WORDS, picture=False) is None
-    assert mend_text("Here is a star in the center, in the sky.", "one cloud in the sky", WORDS, picture=False) is None
+    assert mend_text("Here is a cat in the center, on the beach.", "a cat on the beach", WORDS) is None
+    assert mend_text("Here is a star in the center, in the sky.", "one cloud in the sky", WORDS) is None

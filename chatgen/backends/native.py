@@ -252,7 +252,7 @@ class NativeBackend(Backend):
         if self.reader is None:
             return None
         answer = answer_relative(message, self.reader.read(picture), self.reader.classes, self.reader.aliases) if picture is not None else None
-        return answer if answer is not None and answer != text else mend_text(text, message, self.reader.words, picture is not None, before)
+        return answer if answer is not None and answer != text else mend_text(text, message, self.reader.words, before)
 
     def check_answer(self, text: str, question: str, picture: Image.Image) -> str | None:
         """With a scene reader: the answer the picture supports when a text reply states something else

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from chatgen.edit_claims import Claim, done_text
 from chatgen.world.dialogue import EDIT_KINDS
-from chatgen.world.scene import BACKGROUNDS, CLASSES, MAX_PER_CLASS, Obj, Scene, article, slot_phrase
+from chatgen.world.scene import BACKGROUNDS, CLASSES, MAX_PER_CLASS, Obj, Scene
 
 
 @dataclass(frozen=True)
@@ -40,18 +41,12 @@ class Edit:
         raise ValueError(f"kind={self.kind!r} is not an edit kind; use one of {EDIT_KINDS}")
 
     def reply(self) -> str:
-        """The assistant's canonical text for a done edit."""
+        """The assistant's canonical text for a done edit (the words `chatgen.edit_claims` reads back)."""
         t = self.target
         if self.kind == "background":
-            return f"Done: the background is now {self.background}."
-        if self.kind == "add":
-            return f"Done: added {article(t.cls)} {t.cls} {t.phrase}."
-        if self.kind == "remove":
-            return f"Done: removed the {t.cls}."
-        if self.kind == "replace":
-            return f"Done: the {t.cls} is now {article(self.new_cls)} {self.new_cls}."
-        if self.kind == "move":
-            return f"Done: the {t.cls} is now {slot_phrase(*self.to)}."
+            return done_text([Claim("background", new=self.background)])
+        if self.kind in ("add", "remove", "replace", "move"):
+            return done_text([Claim(self.kind, t.cls, new=self.new_cls, slot=(t.row, t.col) if self.kind == "add" else self.to)])
         raise ValueError(f"kind={self.kind!r} is not an edit kind; use one of {EDIT_KINDS}")
 
     def to_meta(self) -> dict:
